@@ -1,0 +1,58 @@
+"""The errors a user can cause. Every one is an `IndexCalcError`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class IndexCalcError(Exception):
+    """Base of every error caused by user input: bad notation, bad arrays, bad options."""
+
+
+@dataclass(frozen=True)
+class Position:
+    """A place in the source text: 1-based line and column."""
+
+    line: int
+    column: int
+
+
+def caret_excerpt(source: str, position: Position) -> str:
+    """The source line at `position` with a caret under the column."""
+    lines = source.splitlines() or [""]
+    line_index = min(max(position.line, 1), len(lines)) - 1
+    text = lines[line_index].replace("\t", " ")
+    return f"{text}\n{' ' * (max(position.column, 1) - 1)}^"
+
+
+class ParseError(IndexCalcError):
+    """The text is not valid notation. Carries the position and shows it with a caret."""
+
+    def __init__(self, message: str, source: str | None = None, position: Position | None = None):
+        self.reason = message
+        self.source = source
+        self.position = position
+        if source is not None and position is not None:
+            where = f"line {position.line}:{position.column}"
+            message = f"{message} (at {where})\n{caret_excerpt(source, position)}"
+        super().__init__(message)
+
+
+class IndexNotationError(ParseError):
+    """Indices that do not fit together: a repeated index, mismatched free indices, wrong rank."""
+
+
+class DefinitionError(ParseError):
+    """A definition that is malformed, repeated, or used with the wrong number of indices."""
+
+
+class DifferentiationError(IndexCalcError):
+    """A derivative that cannot be taken as asked: a bad `wrt`, a clashing index."""
+
+
+class EvaluationError(IndexCalcError):
+    """Arrays that do not fit the expression: missing, wrong rank, inconsistent sizes."""
+
+
+class TooDeepError(IndexCalcError):
+    """An expression nested too deeply to process safely."""

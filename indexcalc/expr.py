@@ -1,0 +1,428 @@
+"""The expression model: immutable, interned nodes with explicit index bookkeeping.
+
+Every node knows its free indices. Only `Product` sums: it multiplies its factors
+elementwise over shared indices and sums every index that is not in its `out`, exactly
+like ``numpy.einsum`` with explicit output indices. So ``A_ij x_j`` is
+``Product((A_ij, x_j), out=(i,))`` and the elementwise term ``σ'(u_i) ⊙ W_ik`` is
+``Product((σ'(u_i), W_ik), out=(i, k))``: ``i`` is shared by two factors and kept.
+
+Nodes are interned: constructing a node equal to one that exists returns that node,
+so equal subexpressions are one object, equality is identity and hashing is O(1).
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Iterable, Mapping
+from fractions import Fraction
+from functools import cached_property
+from typing import ClassVar
+
+# Index names a fresh index is drawn from, in order of preference.
+INDEX_POOL = tuple("ijklmnpqrstuvwabcdefgho") + tuple("αβγζηθικλμνξπρτυφχψω")
+
+MAX_DEPTH = 2000
+
+
+class Expr:
+    """Base of all nodes. Construct through the subclasses; never mutate."""
+
+    __slots__ = ("__dict__", "__weakref__", "_args", "_hash", "depth", "free")
+    _table: ClassVar[weakref.WeakValueDictionary] = weakref.WeakValueDictionary()
+
+    def __new__(cls, *args):
+        key = (cls, args)
+        node = Expr._table.get(key)
+        if node is not None:
+            return node
+        node = object.__new__(cls)
+        node._args = args
+        node._hash = hash(key)
+        node.free = frozenset(cls._free_of(*args))
+        node.depth = 1 + max((c.depth for c in node.children), default=0)
+        if node.depth > MAX_DEPTH:
+            from .errors import TooDeepError
+
+            raise TooDeepError(f"expression is nested more than {MAX_DEPTH} levels deep")
+        Expr._table[key] = node
+        return node
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __eq__(self, other) -> bool:
+        return self is other
+
+    def __reduce__(self):
+        return (type(self), self._args)
+
+    @property
+    def children(self) -> tuple[Expr, ...]:
+        return ()
+
+    @property
+    def free_indices(self) -> tuple[str, ...]:
+        """The free indices, sorted."""
+        return tuple(sorted(self.free))
+
+    def __str__(self) -> str:
+        from .printing import to_text
+
+        return to_text(self)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self}>"
+
+    def latex(self) -> str:
+        """The expression as LaTeX."""
+        from .printing import to_latex
+
+        return to_latex(self)
+
+    def ascii(self) -> str:
+        """The expression as plain ASCII text that parses back."""
+        from .printing import to_ascii
+
+        return to_ascii(self)
+
+    def _repr_latex_(self) -> str:
+        return f"${self.latex()}$"
+
+    def diff(self, wrt, *, symmetric: Iterable[str] = ()) -> Expr:
+        """The simplified derivative with respect to `wrt` (see `indexcalc.diff`)."""
+        from .diff import diff
+
+        return diff(self, wrt, symmetric=symmetric)
+
+    def simplify(self, *, symmetric: Iterable[str] = ()) -> Expr:
+        """The expression with comma derivatives carried out, in canonical form."""
+        from .simplify import simplify
+
+        return simplify(self, symmetric=symmetric)
+
+    def evaluate(self, arrays=None, **kwargs):
+        """Evaluate on arrays (see `indexcalc.evaluate`)."""
+        from .compile import evaluate
+
+        return evaluate(self, arrays, **kwargs)
+
+    def to_matrix(self, **kwargs) -> str:
+        """The expression in matrix notation (see `indexcalc.to_matrix`)."""
+        from .matrix import to_matrix
+
+        return to_matrix(self, **kwargs)
+
+    @cached_property
+    def all_indices(self) -> frozenset[str]:
+        """Every index name used anywhere in the expression, free or summed."""
+        names = set(self.free)
+        for child in self.children:
+            names |= child.all_indices
+        return frozenset(names)
+
+    @cached_property
+    def tensor_names(self) -> frozenset[str]:
+        """The names of the tensors the expression reads."""
+        names = set()
+        for child in self.children:
+            names |= child.tensor_names
+        return frozenset(names)
+
+
+class Number(Expr):
+    """A rational constant."""
+
+    __slots__ = ()
+
+    def __new__(cls, value):
+        return super().__new__(cls, Fraction(value))
+
+    @staticmethod
+    def _free_of(value):
+        return ()
+
+    @property
+    def value(self) -> Fraction:
+        return self._args[0]
+
+
+class Tensor(Expr):
+    """A named input tensor with its indices, e.g. ``A_ij``. ``A_ii`` is A's diagonal."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, indices: Iterable[str] = ()):
+        return super().__new__(cls, name, tuple(indices))
+
+    @staticmethod
+    def _free_of(name, indices):
+        return indices
+
+    @property
+    def name(self) -> str:
+        return self._args[0]
+
+    @property
+    def indices(self) -> tuple[str, ...]:
+        return self._args[1]
+
+    @cached_property
+    def tensor_names(self) -> frozenset[str]:
+        return frozenset((self.name,))
+
+
+class Delta(Expr):
+    """The Kronecker delta: 1 where all indices are equal. ``δ_ii`` summed is a dimension."""
+
+    __slots__ = ()
+
+    def __new__(cls, indices: Iterable[str]):
+        return super().__new__(cls, tuple(indices))
+
+    @staticmethod
+    def _free_of(indices):
+        return indices
+
+    @property
+    def indices(self) -> tuple[str, ...]:
+        return self._args[0]
+
+
+class Epsilon(Expr):
+    """The Levi-Civita symbol of any rank."""
+
+    __slots__ = ()
+
+    def __new__(cls, indices: Iterable[str]):
+        return super().__new__(cls, tuple(indices))
+
+    @staticmethod
+    def _free_of(indices):
+        return indices
+
+    @property
+    def indices(self) -> tuple[str, ...]:
+        return self._args[0]
+
+
+class Product(Expr):
+    """Multiply `factors` elementwise over shared indices, then sum all but `out`."""
+
+    __slots__ = ()
+
+    def __new__(cls, factors: Iterable[Expr], out: Iterable[str]):
+        factors = tuple(factors)
+        out = tuple(sorted(set(out)))
+        present = set().union(*(f.free for f in factors))
+        missing = set(out) - present
+        if missing:
+            raise ValueError(f"output indices {sorted(missing)} appear in no factor")
+        return super().__new__(cls, factors, out)
+
+    @staticmethod
+    def _free_of(factors, out):
+        return out
+
+    @property
+    def factors(self) -> tuple[Expr, ...]:
+        return self._args[0]
+
+    @property
+    def out(self) -> tuple[str, ...]:
+        return self._args[1]
+
+    @property
+    def children(self) -> tuple[Expr, ...]:
+        return self._args[0]
+
+    @cached_property
+    def summed(self) -> frozenset[str]:
+        """The indices this product sums over."""
+        return frozenset().union(*(f.free for f in self.factors)) - self.free
+
+
+class Sum(Expr):
+    """A sum of terms with the same free indices; a number term is broadcast."""
+
+    __slots__ = ()
+
+    def __new__(cls, terms: Iterable[Expr]):
+        terms = tuple(terms)
+        if len({t.free for t in terms if not isinstance(t, Number)}) > 1:
+            raise ValueError("terms of a sum must have the same free indices")
+        return super().__new__(cls, terms)
+
+    @staticmethod
+    def _free_of(terms):
+        return frozenset().union(*(t.free for t in terms))
+
+    @property
+    def terms(self) -> tuple[Expr, ...]:
+        return self._args[0]
+
+    @property
+    def children(self) -> tuple[Expr, ...]:
+        return self._args[0]
+
+
+class Func(Expr):
+    """An elementwise function applied to an expression, e.g. ``tanh(W_ij x_j)``."""
+
+    __slots__ = ()
+
+    def __new__(cls, name: str, arg: Expr):
+        return super().__new__(cls, name, arg)
+
+    @staticmethod
+    def _free_of(name, arg):
+        return arg.free
+
+    @property
+    def name(self) -> str:
+        return self._args[0]
+
+    @property
+    def arg(self) -> Expr:
+        return self._args[1]
+
+    @property
+    def children(self) -> tuple[Expr, ...]:
+        return (self._args[1],)
+
+
+class Power(Expr):
+    """``base ^ exponent``, elementwise; free indices are the union of both."""
+
+    __slots__ = ()
+
+    def __new__(cls, base: Expr, exponent: Expr):
+        return super().__new__(cls, base, exponent)
+
+    @staticmethod
+    def _free_of(base, exponent):
+        return base.free | exponent.free
+
+    @property
+    def base(self) -> Expr:
+        return self._args[0]
+
+    @property
+    def exponent(self) -> Expr:
+        return self._args[1]
+
+    @property
+    def children(self) -> tuple[Expr, ...]:
+        return self._args
+
+
+class Derivative(Expr):
+    """A comma derivative not yet carried out: ∂`expr`/∂`wrt`, e.g. ``f_{j,i}``."""
+
+    __slots__ = ()
+
+    def __new__(cls, expr: Expr, wrt: Tensor):
+        if set(wrt.indices) & expr.free or len(set(wrt.indices)) != len(wrt.indices):
+            raise ValueError("derivative indices must be distinct and not free in the expression")
+        return super().__new__(cls, expr, wrt)
+
+    @staticmethod
+    def _free_of(expr, wrt):
+        return expr.free | set(wrt.indices)
+
+    @property
+    def expr(self) -> Expr:
+        return self._args[0]
+
+    @property
+    def wrt(self) -> Tensor:
+        return self._args[1]
+
+    @property
+    def children(self) -> tuple[Expr, ...]:
+        return self._args
+
+
+ZERO = Number(0)
+ONE = Number(1)
+MINUS_ONE = Number(-1)
+
+
+def fresh_index(avoid: Iterable[str]) -> str:
+    """The first index name from the pool that is not in `avoid`."""
+    avoid = set(avoid)
+    for name in INDEX_POOL:
+        if name not in avoid:
+            return name
+    n = 1
+    while f"i{n}" in avoid:
+        n += 1
+    return f"i{n}"
+
+
+def fresh_indices(count: int, avoid: Iterable[str]) -> list[str]:
+    """`count` distinct fresh index names, none in `avoid`."""
+    taken = set(avoid)
+    names = []
+    for _ in range(count):
+        name = fresh_index(taken)
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+_rename_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def rename(node: Expr, mapping: Mapping[str, str]) -> Expr:
+    """Rename free indices of `node` by `mapping`, renaming summed indices to avoid capture.
+
+    The mapping must be injective on the node's free indices.
+    """
+    relevant = tuple(sorted((k, v) for k, v in mapping.items() if k in node.free and k != v))
+    if not relevant:
+        return node
+    per_node = _rename_cache.setdefault(node, {})
+    result = per_node.get(relevant)
+    if result is None:
+        result = _rename(node, dict(relevant))
+        per_node[relevant] = result
+    return result
+
+
+def _rename(node: Expr, mapping: dict[str, str]) -> Expr:
+    if isinstance(node, Tensor):
+        return Tensor(node.name, (mapping.get(i, i) for i in node.indices))
+    if isinstance(node, (Delta, Epsilon)):
+        return type(node)(mapping.get(i, i) for i in node.indices)
+    if isinstance(node, Product):
+        clashes = node.summed & set(mapping.values())
+        if clashes:
+            avoid = node.all_indices | set(mapping.values()) | set(mapping)
+            mapping = {
+                **mapping,
+                **dict(zip(sorted(clashes), fresh_indices(len(clashes), avoid), strict=True)),
+            }
+        factors = [rename(f, mapping) for f in node.factors]
+        return Product(factors, (mapping.get(i, i) for i in node.out))
+    if isinstance(node, Sum):
+        return Sum(rename(t, mapping) for t in node.terms)
+    if isinstance(node, Func):
+        return Func(node.name, rename(node.arg, mapping))
+    if isinstance(node, Power):
+        return Power(rename(node.base, mapping), rename(node.exponent, mapping))
+    if isinstance(node, Derivative):
+        return Derivative(rename(node.expr, mapping), rename(node.wrt, mapping))
+    return node
+
+
+def node_count(node: Expr) -> int:
+    """The number of distinct nodes in the expression DAG."""
+    seen: set[int] = set()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        stack.extend(current.children)
+    return len(seen)

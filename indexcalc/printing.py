@@ -1,0 +1,413 @@
+"""Expression → text: Unicode, ASCII and LaTeX printers sharing one precedence table.
+
+Each printer has one ``_print_<Node>`` method per node kind returning the text and its
+precedence; the caller adds parentheses where the precedence demands them. The Unicode
+and ASCII forms parse back to an equivalent expression.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+from .expr import (
+    Delta,
+    Derivative,
+    Epsilon,
+    Expr,
+    Func,
+    Number,
+    Power,
+    Product,
+    Sum,
+    Tensor,
+    fresh_index,
+)
+from .functions import FUNCTIONS
+
+# Precedence, loosest first.
+SUM, HADAMARD, NEGATION, PRODUCT, POWER, ATOM = range(6)
+
+
+class TextPrinter:
+    """Unicode Einstein notation: δ, ε, σ, ⊙, Σ."""
+
+    delta = "δ"
+    epsilon = "ε"
+    hadamard = " ⊙ "
+    reduction = "Σ"
+    times = " "
+    minus = "-"
+
+    def __init__(self):
+        self._memo: dict[tuple[int, frozenset[str]], tuple[str, int]] = {}
+
+    def doprint(self, node: Expr) -> str:
+        return self.show(node, frozenset())[0]
+
+    def show(self, node: Expr, held: frozenset[str]) -> tuple[str, int]:
+        """Text and precedence of `node`; `held` are indices bound by an enclosing Σ."""
+        held = held & node.all_indices
+        key = (id(node), held)
+        if key not in self._memo:
+            method = getattr(self, f"_print_{type(node).__name__}")
+            self._memo[key] = method(node, held)
+        return self._memo[key]
+
+    def wrap(self, node: Expr, minimum: int, held: frozenset[str]) -> str:
+        text, precedence = self.show(node, held)
+        return self.parens(text) if precedence < minimum else text
+
+    # -- building blocks that formats override -------------------------------------------
+
+    def parens(self, text: str) -> str:
+        return f"({text})"
+
+    def subscript(self, indices) -> str:
+        indices = "".join(indices)
+        return f"_{indices}" if indices else ""
+
+    def indexed(self, name: str, indices) -> str:
+        return name + self.subscript(indices)
+
+    def comma_subscript(self, name: str, indices, groups) -> str:
+        parts = ["".join(g) if len(g) == 1 else "(" + "".join(g) + ")" for g in groups]
+        return f"{name}_{{{''.join(indices)},{''.join(parts)}}}"
+
+    def call(self, name: str, argument: str) -> str:
+        return f"{name}({argument})"
+
+    def function_name(self, name: str) -> str:
+        return FUNCTIONS[name].unicode
+
+    def power(self, base: str, exponent: str) -> str:
+        return f"{base}^{exponent}"
+
+    def divide(self, numerator: str, denominator: str) -> str:
+        return f"{numerator} / {denominator}"
+
+    def sum_over(self, indices, body: str) -> str:
+        indices = "".join(indices)
+        script = f"_{indices}" if len(indices) == 1 else f"_{{{indices}}}"
+        return f"{self.reduction}{script}({body})"
+
+    def number(self, value: Fraction) -> tuple[str, int]:
+        magnitude = abs(value)
+        if magnitude.denominator == 1:
+            text = str(magnitude.numerator)
+        else:
+            text = _decimal(magnitude) or f"{magnitude.numerator}/{magnitude.denominator}"
+        if value < 0:
+            return f"{self.minus}{text}", NEGATION
+        return text, ATOM if "/" not in text else PRODUCT
+
+    # -- nodes ---------------------------------------------------------------------------
+
+    def _print_Number(self, node: Number, held):
+        return self.number(node.value)
+
+    def _print_Tensor(self, node: Tensor, held):
+        if _repeated(node.indices) - held:
+            return self.diagonal(node)
+        return self.indexed(node.name, node.indices), ATOM
+
+    def _print_Delta(self, node: Delta, held):
+        if _repeated(node.indices) - held:
+            return self.diagonal(node)
+        return self.indexed(self.delta, node.indices), ATOM
+
+    def _print_Epsilon(self, node: Epsilon, held):
+        if _has_repeats(node.indices):
+            return "0", ATOM
+        return self.indexed(self.epsilon, node.indices), ATOM
+
+    def diagonal(self, node) -> tuple[str, int]:
+        """A tensor with a repeated index kept, e.g. diag(A)_i, as Σ_j(A_ij ⊙ δ_ij)."""
+        seen, indices, deltas, extra = set(), [], [], []
+        avoid = set(node.indices)
+        for index in node.indices:
+            if index in seen:
+                fresh = fresh_index(avoid)
+                avoid.add(fresh)
+                indices.append(fresh)
+                deltas.append(self.indexed(self.delta, (index, fresh)))
+                extra.append(fresh)
+            else:
+                seen.add(index)
+                indices.append(index)
+        if isinstance(node, Tensor):
+            head = self.indexed(node.name, indices)
+        else:
+            head = self.indexed(self.epsilon if isinstance(node, Epsilon) else self.delta, indices)
+        body = self.hadamard.join([head, *deltas])
+        return self.sum_over(extra, body), ATOM
+
+    def _print_Func(self, node: Func, held):
+        return self.call(self.function_name(node.name), self.show(node.arg, held)[0]), ATOM
+
+    def _print_Power(self, node: Power, held):
+        base = self.wrap(node.base, ATOM, held)
+        exponent = node.exponent
+        if isinstance(exponent, Number) and exponent.value.denominator == 1:
+            text = str(exponent.value)
+        else:
+            text = self.wrap(exponent, ATOM, held)
+        return self.power(base, text), POWER
+
+    def _print_Sum(self, node: Sum, held):
+        parts = []
+        for k, term in enumerate(node.terms):
+            negative, positive = _split_sign(term)
+            text = self.wrap(positive if negative else term, HADAMARD, held)
+            if k == 0:
+                parts.append(f"{self.minus}{text}" if negative else text)
+            else:
+                parts.append(f" {self.minus} {text}" if negative else f" + {text}")
+        return "".join(parts), SUM
+
+    def _print_Derivative(self, node: Derivative, held):
+        groups = []
+        base: Expr = node
+        while isinstance(base, Derivative):
+            groups.append(base.wrt.indices)
+            base = base.expr
+        groups.reverse()
+        if isinstance(base, Tensor) and not _has_repeats(base.indices):
+            return self.comma_subscript(base.name, base.indices, groups), ATOM
+        return self.comma_subscript(self.parens(self.show(base, held)[0]), (), groups), ATOM
+
+    def _print_Product(self, node: Product, held):
+        coefficient = Fraction(1)
+        factors = []
+        for factor in node.factors:
+            if isinstance(factor, Number):
+                coefficient *= factor.value
+            else:
+                factors.append(factor)
+        out = set(node.out)
+        numerators = [f for f in factors if not _is_reciprocal(f)]
+        denominators = [f.base for f in factors if _is_reciprocal(f)]
+        numerator_free = set().union(*(f.free for f in numerators))
+        if denominators and all(d.free <= out and d.free <= numerator_free for d in denominators):
+            text, precedence = self.product_text(numerators, out, held)
+            for denominator in denominators:
+                numerator = self.wrap_text(text, precedence, PRODUCT)
+                text = self.divide(numerator, self.wrap(denominator, POWER, held))
+            precedence = PRODUCT
+        else:
+            text, precedence = self.product_text(factors, out, held)
+        if coefficient == 1:
+            return text, precedence
+        if coefficient == -1:
+            return f"{self.minus}{self.wrap_text(text, precedence, PRODUCT)}", NEGATION
+        number, number_precedence = self.number(coefficient)
+        body = self.wrap_text(text, precedence, PRODUCT)
+        if coefficient < 0:
+            return f"{self.minus}{self.number(-coefficient)[0]}{self.times}{body}", NEGATION
+        return f"{number}{self.times}{body}", min(PRODUCT, number_precedence)
+
+    def wrap_text(self, text: str, precedence: int, minimum: int) -> str:
+        return self.parens(text) if precedence < minimum else text
+
+    def product_text(self, factors: list[Expr], out: set[str], held) -> tuple[str, int]:
+        """Factors as Einstein juxtaposition, with ⊙ and Σ only where the convention needs them.
+
+        Juxtaposition sums an index held by two factors, unless an enclosing Σ holds it.
+        An index kept by several factors needs ⊙; one summed by one or three factors, or
+        already held, needs an explicit Σ.
+        """
+        if not factors:
+            return "1", ATOM
+        if len(factors) == 1 and factors[0].free == out:
+            return self.show(factors[0], held)
+        counts = Counter(i for f in factors for i in f.free)
+        groups = _hadamard_groups(factors, {i for i in out if i not in held and counts[i] >= 2})
+        group_of = {position: k for k, group in enumerate(groups) for position in group}
+        explicit = set()
+        for index, count in counts.items():
+            if index in out:
+                continue
+            holders = {group_of[p] for p, f in enumerate(factors) if index in f.free}
+            if index in held or count != 2 or len(holders) != 2:
+                explicit.add(index)
+        inner_held = frozenset(held | explicit)
+        texts = []
+        for group in groups:
+            if len(group) == 1:
+                texts.append(self.juxtaposed(group[0], factors, inner_held))
+            else:
+                parts = [self.wrap(factors[p], NEGATION + 1, inner_held) for p in group]
+                texts.append(self.hadamard.join(parts))
+        if explicit:
+            body = self.times.join(
+                self.parens(t) if len(g) > 1 and len(texts) > 1 else t
+                for t, g in zip(texts, groups, strict=True)
+            )
+            return self.sum_over(sorted(explicit), body), ATOM
+        if len(texts) == 1:
+            return texts[0], HADAMARD if len(groups[0]) > 1 else PRODUCT
+        return self.times.join(
+            self.parens(t) if len(g) > 1 else t for t, g in zip(texts, groups, strict=True)
+        ), PRODUCT
+
+    def juxtaposed(self, position: int, factors: list[Expr], held) -> str:
+        """A factor inside a juxtaposition; nested products whose dummies clash get parentheses."""
+        factor = factors[position]
+        if isinstance(factor, Product):
+            others = set().union(*(f.all_indices for p, f in enumerate(factors) if p != position))
+            text, precedence = self.show(factor, held)
+            if factor.summed & others or precedence < PRODUCT:
+                return self.parens(text)
+            return text
+        return self.wrap(factor, POWER, held)
+
+
+class AsciiPrinter(TextPrinter):
+    """Plain ASCII: delta, eps, sigmoid, .*, sum."""
+
+    delta = "delta"
+    epsilon = "eps"
+    hadamard = " .* "
+    reduction = "sum"
+
+    def function_name(self, name: str) -> str:
+        return name
+
+
+class LatexPrinter(TextPrinter):
+    """LaTeX for papers and notebooks."""
+
+    delta = r"\delta"
+    epsilon = r"\varepsilon"
+    hadamard = r" \odot "
+    times = r" \, "
+
+    def parens(self, text: str) -> str:
+        return rf"\left({text}\right)"
+
+    def subscript(self, indices) -> str:
+        indices = "".join(indices)
+        return f"_{{{indices}}}" if indices else ""
+
+    def indexed(self, name: str, indices) -> str:
+        if len(name) > 1 and not name.startswith("\\"):
+            name = rf"\mathrm{{{name}}}"
+        return name + self.subscript(indices)
+
+    def comma_subscript(self, name: str, indices, groups) -> str:
+        parts = ["".join(g) if len(g) == 1 else "(" + "".join(g) + ")" for g in groups]
+        if len(name) > 1 and not name.startswith("\\"):
+            name = rf"\mathrm{{{name}}}"
+        return f"{name}_{{{''.join(indices)},{''.join(parts)}}}"
+
+    def call(self, name: str, argument: str) -> str:
+        if name == r"\sqrt":
+            return rf"\sqrt{{{argument}}}"
+        return rf"{name}\left({argument}\right)"
+
+    def function_name(self, name: str) -> str:
+        return FUNCTIONS[name].latex
+
+    def power(self, base: str, exponent: str) -> str:
+        return f"{base}^{{{exponent}}}"
+
+    def divide(self, numerator: str, denominator: str) -> str:
+        return rf"\frac{{{numerator}}}{{{denominator}}}"
+
+    def sum_over(self, indices, body: str) -> str:
+        return rf"\sum_{{{''.join(indices)}}} {self.parens(body)}"
+
+    def number(self, value: Fraction) -> tuple[str, int]:
+        magnitude = abs(value)
+        if magnitude.denominator == 1:
+            text = str(magnitude.numerator)
+        else:
+            text = (
+                _decimal(magnitude) or rf"\frac{{{magnitude.numerator}}}{{{magnitude.denominator}}}"
+            )
+        if value < 0:
+            return f"-{text}", NEGATION
+        return text, ATOM
+
+
+def to_text(node: Expr) -> str:
+    """Unicode Einstein notation that parses back."""
+    return TextPrinter().doprint(node)
+
+
+def to_ascii(node: Expr) -> str:
+    """ASCII Einstein notation that parses back."""
+    return AsciiPrinter().doprint(node)
+
+
+def to_latex(node: Expr) -> str:
+    """LaTeX."""
+    return LatexPrinter().doprint(node)
+
+
+PRINTERS = {"unicode": TextPrinter, "ascii": AsciiPrinter, "latex": LatexPrinter}
+
+
+def _decimal(value: Fraction) -> str | None:
+    """A short exact decimal for `value`, or None if there is none."""
+    denominator = value.denominator
+    for prime in (2, 5):
+        while denominator % prime == 0:
+            denominator //= prime
+    if denominator != 1:
+        return None
+    with localcontext() as context:
+        context.prec = 40
+        text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
+    return text if len(text) <= 12 else None
+
+
+def _has_repeats(indices) -> bool:
+    return len(set(indices)) != len(indices)
+
+
+def _repeated(indices) -> frozenset[str]:
+    return frozenset(i for i in indices if indices.count(i) > 1)
+
+
+def _is_reciprocal(node: Expr) -> bool:
+    return (
+        isinstance(node, Power) and isinstance(node.exponent, Number) and node.exponent.value == -1
+    )
+
+
+def _split_sign(term: Expr) -> tuple[bool, Expr]:
+    """Whether a term prints with a leading minus, and the term without it."""
+    if isinstance(term, Number) and term.value < 0:
+        return True, Number(-term.value)
+    if isinstance(term, Product) and term.factors and isinstance(term.factors[0], Number):
+        value = term.factors[0].value
+        if value < 0:
+            rest = term.factors[1:]
+            if value != -1:
+                rest = (Number(-value), *rest)
+            if len(rest) == 1 and rest[0].free == term.free:
+                return True, rest[0]
+            return True, Product(rest, term.out)
+    return False, term
+
+
+def _hadamard_groups(factors: list[Expr], shared: set[str]) -> list[list[int]]:
+    """Positions of factors joined by ⊙ so that each index in `shared` lies in one group."""
+    parent = list(range(len(factors)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    for index in shared:
+        holders = [k for k, f in enumerate(factors) if index in f.free]
+        for k in holders[1:]:
+            parent[find(k)] = find(holders[0])
+    groups: dict[int, list[int]] = {}
+    for k in range(len(factors)):
+        groups.setdefault(find(k), []).append(k)
+    return list(groups.values())

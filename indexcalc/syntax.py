@@ -1,0 +1,660 @@
+"""Text → expression: the Lark parser and one builder method per grammar alias.
+
+The builder runs inside Lark's LALR parser (no parse tree is built), so deeply nested
+input never recurses in Python. It checks indices as it builds, tracks definitions and
+records comma derivatives as `Derivative` nodes; differentiation carries them out.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import cache
+from importlib import resources
+from pathlib import Path
+
+import lark
+from lark import Token
+
+from .errors import (
+    DefinitionError,
+    IndexCalcError,
+    IndexNotationError,
+    ParseError,
+    Position,
+)
+from .expr import (
+    MINUS_ONE,
+    Delta,
+    Derivative,
+    Epsilon,
+    Expr,
+    Func,
+    Number,
+    Power,
+    Product,
+    Sum,
+    Tensor,
+    fresh_index,
+    rename,
+)
+from .functions import ALIASES, FUNCTIONS, lookup
+
+RESERVED = frozenset(FUNCTIONS) | frozenset(ALIASES) | {"delta", "eps", "sum", "δ", "ε", "Σ"}
+
+
+def grammar_text() -> str:
+    """The grammar, from the installed package or, in a source checkout, the repository."""
+    packaged = resources.files("indexcalc").joinpath("grammar", "indexcalc.lark")
+    if packaged.is_file():
+        return packaged.read_text(encoding="utf-8")
+    return (Path(__file__).resolve().parent.parent / "grammar" / "indexcalc.lark").read_text(
+        encoding="utf-8"
+    )
+
+
+@dataclass
+class Piece:
+    """An expression under construction, with where its free indices were written."""
+
+    expr: Expr
+    start: Position
+    index_positions: dict[str, Position] = field(default_factory=dict)
+
+    def position_of(self, index: str) -> Position:
+        return self.index_positions.get(index, self.start)
+
+
+@dataclass(frozen=True)
+class Subscript:
+    """A parsed subscript: plain indices, then derivative groups after a comma."""
+
+    indices: tuple[tuple[str, Position], ...]
+    groups: tuple[tuple[tuple[str, Position], ...], ...] = ()
+    pairs: bool = False  # the δ_{(ij)(kl)} form
+    start: Position | None = None
+
+
+@dataclass
+class Definition:
+    indices: tuple[str, ...]
+    expr: Expr
+
+
+@dataclass
+class ParseState:
+    source: str
+    var: str
+    definitions: dict[str, Definition] = field(default_factory=dict)
+    ranks: dict[str, int] = field(default_factory=dict)
+    held: list[frozenset[str]] = field(default_factory=list)  # indices bound by sum_i(...)
+
+    @property
+    def held_indices(self) -> frozenset[str]:
+        return frozenset().union(*self.held)
+
+
+def _pos(token: Token) -> Position:
+    return Position(token.line or 1, token.column or 1)
+
+
+class Builder(lark.Transformer):
+    """One method per alias in grammar/indexcalc.lark."""
+
+    def __init__(self):
+        super().__init__()
+        self._local = threading.local()
+
+    # -- state -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> ParseState:
+        return self._local.state
+
+    def error(self, cls, message: str, position: Position):
+        return cls(message, self.state.source, position)
+
+    def check_rank(self, name: str, rank: int, position: Position) -> None:
+        known = self.state.ranks.setdefault(name, rank)
+        if known != rank:
+            raise self.error(
+                IndexNotationError,
+                f"tensor '{name}' is used with {rank} indices here but with {known} elsewhere",
+                position,
+            )
+
+    # -- program -----------------------------------------------------------------------
+
+    def start(self, items):
+        return items[-1]
+
+    def definition(self, items):
+        name_token, *rest = items
+        expression: Piece = rest[-1]
+        subscript: Subscript | None = rest[0] if len(rest) == 2 else None
+        name = str(name_token)
+        position = _pos(name_token)
+        self.check_name(name, position)
+        if name in self.state.definitions:
+            raise self.error(DefinitionError, f"'{name}' is defined twice", position)
+        if name == self.state.var:
+            raise self.error(
+                DefinitionError,
+                f"'{name}' is the variable of differentiation and cannot be defined",
+                position,
+            )
+        if subscript is not None and (subscript.groups or subscript.pairs):
+            raise self.error(
+                DefinitionError, "a definition's left side takes plain indices", position
+            )
+        indices = tuple(i for i, _ in subscript.indices) if subscript else ()
+        if len(set(indices)) != len(indices):
+            raise self.error(
+                DefinitionError,
+                f"the indices of '{name}' must be distinct, not {indices}",
+                position,
+            )
+        if set(indices) != expression.expr.free:
+            raise self.error(
+                DefinitionError,
+                f"'{name}' is defined with indices {_show(indices)} but its right side has "
+                f"free indices {_show(expression.expr.free_indices)}",
+                position,
+            )
+        if name in self.state.ranks:
+            raise self.error(DefinitionError, f"'{name}' is used before it is defined", position)
+        self.state.definitions[name] = Definition(indices, expression.expr)
+        return None
+
+    # -- sums, products, powers -----------------------------------------------------------
+
+    def add(self, items):
+        return self._sum(items[0], items[1], sign=1)
+
+    def sub(self, items):
+        return self._sum(items[0], items[1], sign=-1)
+
+    def _sum(self, left: Piece, right: Piece, sign: int) -> Piece:
+        broadcast = isinstance(left.expr, Number) or isinstance(right.expr, Number)
+        if left.expr.free != right.expr.free and not broadcast:
+            raise self.error(
+                IndexNotationError,
+                f"the terms of a sum must have the same free indices, but "
+                f"{_show(left.expr.free_indices)} is added to {_show(right.expr.free_indices)}",
+                right.start,
+            )
+        right_expr = right.expr if sign > 0 else _negate(right.expr)
+        terms = [*_terms(left.expr), *_terms(right_expr)]
+        return Piece(Sum(terms), left.start, {**right.index_positions, **left.index_positions})
+
+    def hadamard(self, items):
+        left, _, right = items
+        expr = Product((left.expr, right.expr), left.expr.free | right.expr.free)
+        return Piece(expr, left.start, {**right.index_positions, **left.index_positions})
+
+    def neg(self, items):
+        (piece,) = items
+        return Piece(_negate(piece.expr), piece.start, piece.index_positions)
+
+    def pos(self, items):
+        return items[0]
+
+    def chain(self, items):
+        """Juxtaposed factors form one Einstein product; '/' divides what came before."""
+        group: list[Piece] = []
+        items = iter(items)
+        for item in items:
+            if isinstance(item, Token):  # "/"
+                numerator = self.einstein(group)
+                denominator = next(items)
+                group = [self.divide(numerator, denominator)]
+            else:
+                group.append(item)
+        return self.einstein(group)
+
+    def einstein(self, factors: list[Piece]) -> Piece:
+        if len(factors) == 1:
+            return factors[0]
+        counts: Counter[str] = Counter()
+        positions: dict[str, Position] = {}
+        held = self.state.held_indices
+        for piece in factors:
+            for index in piece.expr.free:
+                counts[index] += 1
+                if counts[index] == 3 and index not in held:
+                    raise self.error(
+                        IndexNotationError,
+                        f"index '{index}' appears three times in one product; an index may "
+                        f"appear once (free) or twice (summed)",
+                        piece.position_of(index),
+                    )
+                positions.setdefault(index, piece.position_of(index))
+        out = {index for index, count in counts.items() if count == 1 or index in held}
+        expr = _product([piece.expr for piece in factors], out)
+        return Piece(expr, factors[0].start, {i: positions[i] for i in out})
+
+    def divide(self, numerator: Piece, denominator: Piece) -> Piece:
+        extra = denominator.expr.free - numerator.expr.free
+        if extra:
+            raise self.error(
+                IndexNotationError,
+                f"the denominator has free indices {_show(sorted(extra))} that the numerator "
+                f"lacks; division is elementwise and sums nothing",
+                denominator.position_of(min(extra)),
+            )
+        num, den = numerator.expr, denominator.expr
+        if isinstance(num, Number) and isinstance(den, Number):
+            if den.value == 0:
+                raise self.error(ParseError, "division by zero", denominator.start)
+            return Piece(Number(num.value / den.value), numerator.start)
+        expr = Product((num, Power(den, MINUS_ONE)), num.free)
+        return Piece(expr, numerator.start, numerator.index_positions)
+
+    def power(self, items):
+        base, _, exponent = items
+        extra = exponent.expr.free - base.expr.free
+        if extra:
+            raise self.error(
+                IndexNotationError,
+                f"the exponent has free indices {_show(sorted(extra))} that the base lacks",
+                exponent.position_of(min(extra)),
+            )
+        b, e = base.expr, exponent.expr
+        if isinstance(b, Number) and isinstance(e, Number) and e.value.denominator == 1:
+            if b.value == 0 and e.value < 0:
+                raise self.error(ParseError, "zero to a negative power", base.start)
+            return Piece(Number(b.value ** int(e.value)), base.start)
+        return Piece(Power(b, e), base.start, base.index_positions)
+
+    # -- atoms -------------------------------------------------------------------------
+
+    def number(self, items):
+        (token,) = items
+        return Piece(Number(Fraction(str(token))), _pos(token))
+
+    def tensor(self, items):
+        name_token = items[0]
+        subscript: Subscript | None = items[1] if len(items) > 1 else None
+        name, position = str(name_token), _pos(name_token)
+        self.check_name(name, position)
+        if subscript is not None and subscript.pairs:
+            raise self.error(
+                IndexNotationError, "the pair form _{(ij)(kl)} is only for δ", subscript.start
+            )
+        indices = subscript.indices if subscript else ()
+        groups = subscript.groups if subscript else ()
+        if groups and name not in self.state.definitions and name != self.state.var:
+            raise self.error(
+                DefinitionError,
+                f"cannot differentiate '{name}': it is neither defined nor the variable "
+                f"'{self.state.var}' (set var= or --var to choose the variable)",
+                position,
+            )
+        if name in self.state.definitions:
+            piece = self.use_definition(name, indices, position)
+        else:
+            self.check_rank(name, len(indices), position)
+            piece = self.indexed(Tensor(name, (i for i, _ in indices)), indices, position)
+        for group in groups:
+            piece = self.differentiate(piece, group)
+        return piece
+
+    def use_definition(self, name, indices, position) -> Piece:
+        definition = self.state.definitions[name]
+        if len(indices) != len(definition.indices):
+            raise self.error(
+                DefinitionError,
+                f"'{name}' is defined with {len(definition.indices)} indices "
+                f"{_show(definition.indices)} but used with {len(indices)}",
+                position,
+            )
+        used = [i for i, _ in indices]
+        # A repeated index (M_kk) takes a fresh name and a δ, so the renaming stays one-to-one.
+        targets, deltas = [], []
+        avoid = set(used) | definition.expr.all_indices
+        for k, index in enumerate(used):
+            if index in used[:k]:
+                fresh = fresh_index(avoid)
+                avoid.add(fresh)
+                targets.append(fresh)
+                deltas.append(Delta((index, fresh)))
+            else:
+                targets.append(index)
+        expr = rename(definition.expr, dict(zip(definition.indices, targets, strict=True)))
+        if deltas:
+            expr = Product((expr, *deltas), _once(used) | (set(used) & self.state.held_indices))
+        return Piece(expr, position, {i: p for i, p in indices})
+
+    def indexed(self, node: Expr, indices, position: Position) -> Piece:
+        """A tensor-like node; an index repeated within it is summed at once (a trace)."""
+        names = [i for i, _ in indices]
+        held = self.state.held_indices
+        for index, where in indices:
+            if names.count(index) > 2 and index not in held:
+                raise self.error(
+                    IndexNotationError, f"index '{index}' appears more than twice", where
+                )
+        out = _once(names) | (set(names) & held)
+        if len(out) != len(set(names)):
+            node = Product((node,), out)
+        return Piece(node, position, {i: p for i, p in indices if i in out})
+
+    def differentiate(self, piece: Piece, group) -> Piece:
+        var = self.state.var
+        rank = self.state.ranks.get(var)
+        if rank is None:
+            rank = len(group)
+            self.state.ranks[var] = rank
+        group_start = group[0][1] if group else piece.start
+        if len(group) != rank:
+            raise self.error(
+                IndexNotationError,
+                f"a derivative group has {len(group)} indices but the variable '{var}' has "
+                f"rank {rank}; write one group per derivative, e.g. _{{,(ij)}} for a matrix",
+                group_start,
+            )
+        names = [i for i, _ in group]
+        if len(set(names)) != len(names):
+            raise self.error(
+                IndexNotationError, f"a derivative group repeats an index: {names}", group_start
+            )
+        # An index already free in the expression is summed against it (a divergence).
+        clashes = [i for i in names if i in piece.expr.free]
+        avoid = set(piece.expr.all_indices) | set(names)
+        fresh = {}
+        for index in clashes:
+            fresh[index] = fresh_index(avoid)
+            avoid.add(fresh[index])
+        wrt = Tensor(var, (fresh.get(i, i) for i in names))
+        expr: Expr = Derivative(piece.expr, wrt)
+        positions = dict(piece.index_positions)
+        positions.update({i: p for i, p in group})
+        if clashes:
+            deltas = [Delta((i, fresh[i])) for i in clashes]
+            kept = set(clashes) & self.state.held_indices
+            expr = Product((expr, *deltas), expr.free - set(fresh.values()) - set(clashes) | kept)
+            positions = {i: p for i, p in positions.items() if i in expr.free}
+        return Piece(expr, piece.start, positions)
+
+    def delta(self, items):
+        token, subscript = items
+        return self.special(Delta, "δ", token, subscript)
+
+    def epsilon(self, items):
+        token, subscript = items
+        return self.special(Epsilon, "ε", token, subscript)
+
+    def special(self, cls, symbol, token, subscript: Subscript) -> Piece:
+        position = _pos(token)
+        if subscript.groups:
+            raise self.error(
+                IndexNotationError, f"{symbol} cannot take a comma derivative", position
+            )
+        if subscript.pairs:
+            if cls is not Delta:
+                raise self.error(IndexNotationError, "the pair form is only for δ", position)
+            groups = subscript.indices
+            if len({len(g) for g in groups}) != 1 or len(groups) != 2:
+                raise self.error(
+                    IndexNotationError,
+                    "the pair form needs two groups of equal size, as in δ_{(ij)(kl)}",
+                    position,
+                )
+            names = [i for group in groups for i, _ in group]
+            pairs = zip(groups[0], groups[1], strict=True)
+            out = _once(names)
+            node = Product([Delta((a, b)) for (a, _), (b, _) in pairs], out)
+            flat = [entry for group in groups for entry in group]
+            return Piece(node, position, {i: p for i, p in flat if i in out})
+        if len(subscript.indices) < 2:
+            raise self.error(
+                IndexNotationError,
+                f"{symbol} needs at least two indices, as in {symbol}_ij",
+                position,
+            )
+        return self.indexed(cls(i for i, _ in subscript.indices), subscript.indices, position)
+
+    def reduction_head(self, items):
+        token, subscript = items
+        position = _pos(token)
+        if subscript.groups or subscript.pairs:
+            raise self.error(
+                IndexNotationError, "sum takes plain indices, as in sum_i(...)", position
+            )
+        self.state.held.append(frozenset(i for i, _ in subscript.indices))
+        return token, subscript
+
+    def reduction(self, items):
+        (token, subscript), argument = items
+        position = _pos(token)
+        self.state.held.pop()
+        for index, where in subscript.indices:
+            if index not in argument.expr.free:
+                raise self.error(
+                    IndexNotationError,
+                    f"sum over '{index}', but '{index}' is not a free index of its argument "
+                    f"(free: {_show(argument.expr.free_indices)})",
+                    where,
+                )
+        summed = {i for i, _ in subscript.indices}
+        out = argument.expr.free - summed
+        return Piece(
+            Product((argument.expr,), out),
+            position,
+            {i: p for i, p in argument.index_positions.items() if i in out},
+        )
+
+    def call(self, items):
+        token, argument = items
+        name = str(token)[:-1]
+        function = lookup(name)
+        if function is None:
+            known = ", ".join(sorted(FUNCTIONS))
+            raise self.error(
+                ParseError,
+                f"unknown function '{name}'; the known functions are {known}",
+                _pos(token),
+            )
+        return Piece(Func(function.name, argument.expr), _pos(token), argument.index_positions)
+
+    def group(self, items):
+        piece = items[0]
+        for group in items[1:]:
+            for g in group:
+                piece = self.differentiate(piece, g)
+        return piece
+
+    # -- subscripts --------------------------------------------------------------------
+
+    def plain_sub(self, items):
+        (token,) = items
+        start = _pos(token)
+        indices = []
+        for offset, char in enumerate(str(token)[1:], start=1):
+            where = Position(start.line, start.column + offset)
+            if not char.isalpha():
+                raise self.error(
+                    IndexNotationError,
+                    f"'{char}' is not an index: indices are single letters",
+                    where,
+                )
+            indices.append((char, where))
+        return Subscript(tuple(indices), start=start)
+
+    def brace_sub(self, items):
+        brace, *tokens = items
+        indices = tuple((str(t), _pos(t)) for t in tokens)
+        if not indices:
+            raise self.error(IndexNotationError, "empty subscript '_{}'", _pos(brace))
+        return Subscript(indices, start=_pos(brace))
+
+    def comma_sub(self, items):
+        brace, *rest = items
+        indices = tuple((str(t), _pos(t)) for t in rest if isinstance(t, Token))
+        groups = tuple(g for g in rest if not isinstance(g, Token))
+        return Subscript(indices, groups, start=_pos(brace))
+
+    def pair_sub(self, items):
+        brace, *groups = items
+        if not all(groups):
+            raise self.error(IndexNotationError, "an empty index group '()'", _pos(brace))
+        return Subscript(tuple(groups), pairs=True, start=_pos(brace))
+
+    def comma_only(self, items):
+        return tuple(items[1:])
+
+    def single_group(self, items):
+        (token,) = items
+        return ((str(token), _pos(token)),)
+
+    def paren_group(self, items):
+        return tuple((str(t), _pos(t)) for t in items)
+
+    def check_name(self, name: str, position: Position) -> None:
+        if name in RESERVED:
+            raise self.error(
+                ParseError,
+                f"'{name}' is reserved (a function or a symbol) and cannot name a tensor",
+                position,
+            )
+
+
+def _show(indices) -> str:
+    return "{" + ", ".join(indices) + "}" if indices else "{} (none)"
+
+
+def _once(names) -> set[str]:
+    counts = Counter(names)
+    return {i for i, c in counts.items() if c == 1}
+
+
+def _terms(expr: Expr) -> tuple[Expr, ...]:
+    return expr.terms if isinstance(expr, Sum) else (expr,)
+
+
+def _negate(expr: Expr) -> Expr:
+    if isinstance(expr, Number):
+        return Number(-expr.value)
+    return Product((MINUS_ONE, expr), expr.free)
+
+
+def _product(factors: list[Expr], out) -> Expr:
+    """An Einstein product with its number factors folded into one leading coefficient."""
+    coefficient = Fraction(1)
+    rest = []
+    for factor in factors:
+        if isinstance(factor, Number):
+            coefficient *= factor.value
+        else:
+            rest.append(factor)
+    if not rest:
+        return Number(coefficient)
+    if coefficient != 1:
+        rest.insert(0, Number(coefficient))
+    return Product(rest, out)
+
+
+@cache
+def _parser() -> tuple[lark.Lark, Builder]:
+    builder = Builder()
+    parser = lark.Lark(grammar_text(), parser="lalr", transformer=builder, maybe_placeholders=False)
+    return parser, builder
+
+
+_parse_lock = threading.Lock()
+
+
+def parse(text: str, var: str = "x") -> Expr:
+    """Parse a program (definitions, then one expression) into an expression.
+
+    `var` names the variable that comma derivatives (``f_{,i}``) differentiate by.
+    Raises `ParseError` (or a subclass) with the line, column and a caret on bad input.
+    """
+    if not isinstance(text, str):
+        raise ParseError(f"expected notation as a string, got {type(text).__name__}")
+    if not _is_identifier(var):
+        raise ParseError(f"the variable name must be a tensor name, not {var!r}")
+    parser, builder = _parser()
+    with _parse_lock:
+        builder._local.state = ParseState(text, var)
+        try:
+            piece = parser.parse(text)
+        except lark.exceptions.UnexpectedInput as error:
+            raise _syntax_error(text, error) from None
+        except lark.exceptions.VisitError as error:
+            if isinstance(error.orig_exc, IndexCalcError):
+                raise error.orig_exc from None
+            raise
+        finally:
+            builder._local.state = None
+    return piece.expr
+
+
+def _is_identifier(name: str) -> bool:
+    return bool(name) and name[0].isalpha() and name.isalnum() and name not in RESERVED
+
+
+_TERMINAL_NAMES = {
+    "NUMBER": "a number",
+    "NAME": "a tensor name",
+    "CALL": "a function call",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "SUM": "sum_i(...)",
+    "DELTA": "δ",
+    "EPS": "ε",
+    "SUB": "a subscript",
+    "INDEX": "an index letter",
+    "COMMA": "','",
+    "RBRACE": "'}'",
+    "PLUS": "'+'",
+    "MINUS": "'-'",
+    "EQUAL": "'='",
+    "$END": "the end of the input (a new line ends the expression)",
+}
+
+
+def _syntax_error(text: str, error: lark.exceptions.UnexpectedInput) -> ParseError:
+    position = Position(getattr(error, "line", 1) or 1, getattr(error, "column", 1) or 1)
+    if not _strip_comments(text).strip():
+        return ParseError("empty input: there is no expression to parse", text, Position(1, 1))
+    if isinstance(error, lark.exceptions.UnexpectedCharacters):
+        char = error.char
+        if char == "_":
+            return ParseError("'_' must be followed by an index, as in x_i", text, position)
+        return ParseError(f"unexpected character {char!r}", text, position)
+    if isinstance(error, lark.exceptions.UnexpectedToken):
+        token = error.token
+        expected = set(error.expected)
+        if token.type == "$END":
+            position = _end_position(text)
+            if "RPAR" in expected:
+                return ParseError("unexpected end of input: a '(' is never closed", text, position)
+            return ParseError(
+                f"unexpected end of input: expected {_describe(expected)}", text, position
+            )
+        if token.type == "RPAR":
+            return ParseError("unbalanced ')': there is no '(' to close", text, position)
+        return ParseError(
+            f"unexpected {str(token)!r}: expected {_describe(expected)}", text, position
+        )
+    return ParseError("the input could not be parsed", text, position)
+
+
+def _describe(expected: set[str]) -> str:
+    names = sorted({_TERMINAL_NAMES.get(t, repr(t.strip("_").lower())) for t in expected})
+    if len(names) > 6:
+        names = [*[n for n in names if n in _TERMINAL_NAMES.values()][:6], "…"]
+    return ", ".join(names) or "something else"
+
+
+def _end_position(text: str) -> Position:
+    stripped = _strip_comments(text).rstrip()
+    lines = stripped.splitlines() or [""]
+    return Position(len(lines), len(lines[-1]) + 1)
+
+
+def _strip_comments(text: str) -> str:
+    return "\n".join(line.split("#", 1)[0] for line in text.splitlines())
