@@ -4,6 +4,8 @@ Parse index notation, differentiate it symbolically, simplify it, and evaluate i
 NumPy arrays.
 """
 
+from .compile import Compiled, compile, evaluate
+from .diff import diff
 from .errors import (
     DefinitionError,
     DifferentiationError,
@@ -14,9 +16,11 @@ from .errors import (
     TooDeepError,
 )
 from .expr import Expr
+from .simplify import simplify
 from .syntax import parse
 
 __all__ = [
+    "Compiled",
     "DefinitionError",
     "DifferentiationError",
     "EvaluationError",
@@ -25,6 +29,10 @@ __all__ = [
     "IndexNotationError",
     "ParseError",
     "TooDeepError",
+    "compile",
+    "diff",
+    "evaluate",
     "parse",
+    "simplify",
 ]
 __version__ = "0.1.0"

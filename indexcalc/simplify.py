@@ -1,0 +1,445 @@
+"""Simplification: constructors that keep expressions simplified, and a canonical form.
+
+`Algebra` builds sums, products, powers and function calls the way the rules say:
+numbers fold, zeros vanish, nested products flatten, deltas contract by renaming
+indices, and like terms collect. Terms are compared by a canonical key that ignores the
+names of summed indices and the order of factors, so ``A_kj x_j + A_kl x_l`` collects to
+``2 A_kj x_j``; a declared symmetric tensor compares equal to its transpose. Printed
+names stay those of the first equal term, so results read in the user's own indices.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from fractions import Fraction
+
+from .expr import (
+    MINUS_ONE,
+    ONE,
+    ZERO,
+    Delta,
+    Derivative,
+    Epsilon,
+    Expr,
+    Func,
+    Number,
+    Power,
+    Product,
+    Sum,
+    Tensor,
+    fresh_indices,
+    rename,
+)
+
+# f(c) for numbers c where the value is exact.
+_FOLDS = {
+    ("exp", 0): 1,
+    ("log", 1): 0,
+    ("log1p", 0): 0,
+    ("sin", 0): 0,
+    ("cos", 0): 1,
+    ("tan", 0): 0,
+    ("tanh", 0): 0,
+    ("sqrt", 0): 0,
+    ("sqrt", 1): 1,
+    ("sigmoid", 0): Fraction(1, 2),
+}
+
+
+class Algebra:
+    """Simplifying constructors. `symmetric` names tensors known to equal their transpose."""
+
+    def __init__(self, symmetric: Iterable[str] = ()):
+        self.symmetric = frozenset(symmetric)
+        self._canon: dict[Expr, tuple] = {}
+        self._simplified: dict[Expr, Expr] = {}
+
+    # -- constructors -----------------------------------------------------------------
+
+    def add(self, terms: Iterable[Expr]) -> Expr:
+        """A sum with nested sums flattened, numbers folded and like terms collected."""
+        constant = Fraction(0)
+        collected: dict[tuple, list] = {}
+        for term in _flatten_sum(terms):
+            if isinstance(term, Number):
+                constant += term.value
+                continue
+            coefficient, rest = split_coefficient(term)
+            key = self.term_key(rest)
+            if key in collected:
+                collected[key][0] += coefficient
+            else:
+                collected[key] = [coefficient, rest]
+        result = [self.scale(c, rest) for c, rest in collected.values() if c != 0]
+        result.sort(key=lambda t: str(self.term_key(split_coefficient(t)[1])))
+        if constant != 0:
+            result.insert(0, Number(constant))
+        if not result:
+            return ZERO
+        if len(result) == 1:
+            return result[0]
+        return Sum(result)
+
+    def scale(self, coefficient, node: Expr) -> Expr:
+        return self.multiply((Number(coefficient), node), node.free)
+
+    def negate(self, node: Expr) -> Expr:
+        return self.scale(-1, node)
+
+    def elementwise(self, *factors: Expr) -> Expr:
+        """Factors multiplied elementwise, keeping every index."""
+        return self.multiply(factors, frozenset().union(*(f.free for f in factors)))
+
+    def multiply(self, factors: Iterable[Expr], out: Iterable[str]) -> Expr:
+        """The product of `factors` summed over every index not in `out`, simplified."""
+        out = frozenset(out)
+        coefficient, flat = self._flatten_product(factors, out)
+        if coefficient == 0 or any(_vanishes(f) for f in flat):
+            return ZERO
+        flat = _contract_deltas(flat, out)
+        if any(_vanishes(f) for f in flat):
+            return ZERO
+        flat = self._merge_powers(flat, out)
+        coefficient *= _take_numbers(flat)
+        if coefficient == 0:
+            return ZERO
+        if not flat:
+            return Number(coefficient)
+        if len(flat) == 1 and flat[0].free == out and coefficient == 1:
+            return flat[0]
+        if coefficient != 1:
+            flat.insert(0, Number(coefficient))
+        return Product(flat, out)
+
+    def power(self, base: Expr, exponent: Expr) -> Expr:
+        if isinstance(exponent, Number):
+            n = exponent.value
+            if n == 0:
+                return ONE
+            if n == 1:
+                return base
+            if isinstance(base, Number) and n.denominator == 1 and not (base.value == 0 and n < 0):
+                return Number(base.value ** int(n))
+            if isinstance(base, Power) and isinstance(base.exponent, Number) and n.denominator == 1:
+                return self.power(base.base, Number(base.exponent.value * n))
+        if isinstance(base, Number) and base.value == 1:
+            return ONE
+        return Power(base, exponent)
+
+    def func(self, name: str, arg: Expr) -> Expr:
+        if isinstance(arg, Number):
+            folded = _fold_function(name, arg.value)
+            if folded is not None:
+                return Number(folded)
+        return Func(name, arg)
+
+    # -- whole expressions ------------------------------------------------------------
+
+    def simplify(self, node: Expr) -> Expr:
+        """`node` rebuilt through the constructors, with comma derivatives carried out."""
+        done = self._simplified.get(node)
+        if done is not None:
+            return done
+        if isinstance(node, Sum):
+            result = self.add(self.simplify(t) for t in node.terms)
+        elif isinstance(node, Product):
+            result = self.multiply((self.simplify(f) for f in node.factors), node.out)
+        elif isinstance(node, Power):
+            result = self.power(self.simplify(node.base), self.simplify(node.exponent))
+        elif isinstance(node, Func):
+            result = self.func(node.name, self.simplify(node.arg))
+        elif isinstance(node, Derivative):
+            from .diff import Differentiator
+
+            inner = self.simplify(node.expr)
+            result = Differentiator(self, node.wrt).derivative(inner)
+        elif isinstance(node, Delta):
+            result = self.multiply((node,), node.free)
+        elif isinstance(node, Epsilon):
+            result = ZERO if len(set(node.indices)) != len(node.indices) else node
+        else:
+            result = node
+        self._simplified[node] = result
+        self._simplified[result] = result
+        return result
+
+    # -- canonical keys ---------------------------------------------------------------
+
+    def term_key(self, node: Expr) -> tuple:
+        """A key equal for terms equal up to summed-index names, factor order and symmetry."""
+        skeleton, names = self.canonical(node)
+        return skeleton, self._instance(node, tuple((0, n) for n in names))
+
+    def canonical(self, node: Expr) -> tuple[tuple, tuple[str, ...]]:
+        """(skeleton, names): the node with its free indices replaced by positions
+        ``("f", k)``, and the free index name at each position."""
+        cached = self._canon.get(node)
+        if cached is None:
+            cached = self._canonical(node)
+            self._canon[node] = cached
+        return cached
+
+    def _instance(self, node: Expr, mapped: tuple) -> tuple:
+        """The placeholders of a child as seen from its parent; symmetric ones sorted."""
+        symmetric = isinstance(node, Delta) or (
+            isinstance(node, Tensor) and node.name in self.symmetric
+        )
+        return tuple(sorted(mapped)) if symmetric else mapped
+
+    def _child_key(self, child: Expr, mapping: dict) -> tuple:
+        skeleton, names = self.canonical(child)
+        return skeleton, self._instance(child, tuple(mapping[n] for n in names))
+
+    def _canonical(self, node: Expr) -> tuple[tuple, tuple[str, ...]]:
+        if isinstance(node, Number):
+            return ("N", node.value), ()
+        if isinstance(node, (Tensor, Delta, Epsilon)):
+            names = tuple(dict.fromkeys(node.indices))
+            positions = tuple(("f", names.index(i)) for i in node.indices)
+            head = {Tensor: "T", Delta: "D", Epsilon: "E"}[type(node)]
+            label = node.name if isinstance(node, Tensor) else ""
+            return (head, label, positions), names
+        if isinstance(node, Product):
+            return self._canonical_product(node)
+        if isinstance(node, Sum):
+            return self._canonical_sum(node)
+        children = node.children
+        tag = {Func: "F", Power: "W", Derivative: "V"}[type(node)]
+        label = node.name if isinstance(node, Func) else ""
+        names = tuple(dict.fromkeys(n for c in children for n in self.canonical(c)[1]))
+        mapping = {n: ("f", k) for k, n in enumerate(names)}
+        return (tag, label, tuple(self._child_key(c, mapping) for c in children)), names
+
+    def _canonical_product(self, node: Product) -> tuple[tuple, tuple[str, ...]]:
+        out = set(node.out)
+
+        def shape(factor):
+            skeleton, names = self.canonical(factor)
+            return str((skeleton, tuple("o" if n in out else "s" for n in names)))
+
+        ordered = sorted(node.factors, key=shape)
+        mapping: dict[str, tuple] = {}
+        free_names: list[str] = []
+        summed = 0
+        for factor in ordered:
+            for name in self.canonical(factor)[1]:
+                if name in mapping:
+                    continue
+                if name in out:
+                    mapping[name] = ("f", len(free_names))
+                    free_names.append(name)
+                else:
+                    mapping[name] = ("b", summed)
+                    summed += 1
+        keys = sorted((self._child_key(f, mapping) for f in node.factors), key=str)
+        return ("P", tuple(keys)), tuple(free_names)
+
+    def _canonical_sum(self, node: Sum) -> tuple[tuple, tuple[str, ...]]:
+        def shape(term):
+            return str(self.canonical(term)[0])
+
+        ordered = sorted(node.terms, key=shape)
+        names = tuple(dict.fromkeys(n for t in ordered for n in self.canonical(t)[1]))
+        mapping = {n: ("f", k) for k, n in enumerate(names)}
+        keys = sorted((self._child_key(t, mapping) for t in node.terms), key=str)
+        return ("S", tuple(keys)), names
+
+    # -- product helpers --------------------------------------------------------------
+
+    def _flatten_product(self, factors, out) -> tuple[Fraction, list[Expr]]:
+        """Numbers multiplied out, nested products spliced in with clashing dummies renamed."""
+        factors = list(factors)
+        taken = set(out).union(*(f.all_indices for f in factors))
+        coefficient = Fraction(1)
+        flat: list[Expr] = []
+        for position, factor in enumerate(factors):
+            if isinstance(factor, Product):
+                others = set(out).union(
+                    *(f.all_indices for k, f in enumerate(factors) if k != position)
+                )
+                clashes = sorted(factor.summed & others)
+                if clashes:
+                    fresh = fresh_indices(len(clashes), taken)
+                    taken |= set(fresh)
+                    factor = _rename_summed(factor, dict(zip(clashes, fresh, strict=True)))
+                inner = factor.factors
+            else:
+                inner = (factor,)
+            for item in inner:
+                if isinstance(item, Number):
+                    coefficient *= item.value
+                else:
+                    flat.append(item)
+        return coefficient, flat
+
+    def _merge_powers(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
+        """f ⊙ f^n → f^(n+1) for factors over which nothing is summed."""
+        exponents: dict[Expr, list[Fraction]] = {}
+        for factor in factors:
+            base, exponent = _as_power(factor)
+            if exponent is not None and base.free <= out:
+                exponents.setdefault(base, []).append(exponent)
+        if all(len(e) == 1 for e in exponents.values()):
+            return factors
+        merged, emitted = [], set()
+        for factor in factors:
+            base, _ = _as_power(factor)
+            if base not in exponents or len(exponents[base]) == 1:
+                merged.append(factor)
+            elif base not in emitted:
+                emitted.add(base)
+                merged.append(self.power(base, Number(sum(exponents[base]))))
+        return [f for f in merged if f is not ONE]
+
+
+def split_coefficient(node: Expr) -> tuple[Fraction, Expr]:
+    """(c, rest) with node = c · rest and rest carrying no numeric factor."""
+    if isinstance(node, Product) and node.factors and isinstance(node.factors[0], Number):
+        rest = node.factors[1:]
+        value = node.factors[0].value
+        if len(rest) == 1 and rest[0].free == node.free:
+            return value, rest[0]
+        return value, Product(rest, node.out)
+    if isinstance(node, Number):
+        return node.value, ONE
+    return Fraction(1), node
+
+
+def _flatten_sum(terms: Iterable[Expr]):
+    for term in terms:
+        if isinstance(term, Sum):
+            yield from term.terms
+        elif term is not ZERO:
+            yield term
+
+
+def _used(factors: list[Expr]) -> set[str]:
+    return set().union(*(f.all_indices for f in factors))
+
+
+def _rename_summed(product: Product, mapping: dict[str, str]) -> Product:
+    return Product((rename(f, mapping) for f in product.factors), product.out)
+
+
+def _vanishes(node: Expr) -> bool:
+    return node is ZERO or (
+        isinstance(node, Epsilon) and len(set(node.indices)) != len(node.indices)
+    )
+
+
+def _take_numbers(factors: list[Expr]) -> Fraction:
+    """Remove number factors from the list in place; return their product."""
+    value = Fraction(1)
+    numbers = [f for f in factors if isinstance(f, Number)]
+    for number in numbers:
+        value *= number.value
+        factors.remove(number)
+    return value
+
+
+def _as_power(node: Expr) -> tuple[Expr, Fraction | None]:
+    """(base, numeric exponent); the exponent is None for a number or a symbolic power."""
+    if isinstance(node, Number):
+        return node, None
+    if isinstance(node, Power):
+        if isinstance(node.exponent, Number):
+            return node.base, node.exponent.value
+        return node, None
+    return node, Fraction(1)
+
+
+def _replace_index(node: Expr, old: str, new: str) -> Expr | None:
+    """`node` with free index `old` renamed to `new`, or None if that is not expressible.
+
+    Leaves (tensors, δ, ε) may repeat an index; a composite node holding both names can
+    not take its diagonal, so the δ that would do it stays.
+    """
+    if new not in node.free:
+        return rename(node, {old: new})
+    swap = {old: new}
+    if isinstance(node, Tensor):
+        return Tensor(node.name, (swap.get(i, i) for i in node.indices))
+    if isinstance(node, Delta):
+        return _normal_delta(swap.get(i, i) for i in node.indices)
+    if isinstance(node, Epsilon):
+        return Epsilon(swap.get(i, i) for i in node.indices)
+    return None
+
+
+def _normal_delta(indices: Iterable[str]) -> Delta:
+    """δ with repeated indices dropped: δ_iij = δ_ij. δ_ii stays (ones on the diagonal)."""
+    indices = tuple(indices)
+    distinct = tuple(dict.fromkeys(indices))
+    return Delta(distinct if len(distinct) > 1 else (distinct[0], distinct[0]))
+
+
+def _contract_deltas(factors: list[Expr], out: frozenset[str]) -> list[Expr]:
+    """Remove deltas by renaming: Σ_b δ_ab F(b) = F(a)."""
+    factors = [_normal_delta(f.indices) if isinstance(f, Delta) else f for f in factors]
+    while True:
+        contracted = _contract_one(factors, out)
+        if contracted is None:
+            return factors
+        factors = contracted
+
+
+def _contract_one(factors: list[Expr], out: frozenset[str]) -> list[Expr] | None:
+    """The factors with one summed δ index renamed away, or None if none can be."""
+    for position, delta in enumerate(factors):
+        if not isinstance(delta, Delta):
+            continue
+        distinct = list(dict.fromkeys(delta.indices))
+        others = factors[:position] + factors[position + 1 :]
+        if len(distinct) == 1:
+            if any(distinct[0] in f.free for f in others):
+                return others  # δ_ii is 1 on the diagonal another factor already spans
+            continue
+        for old in distinct:
+            if old in out:
+                continue
+            new = next(i for i in distinct if i != old)
+            replaced = [_replace_index(f, old, new) if old in f.free else f for f in others]
+            if any(r is None for r in replaced):
+                continue
+            remaining = [i for i in distinct if i != old]
+            if len(remaining) > 1:
+                replaced.insert(position, Delta(remaining))
+            elif not any(new in f.free for f in replaced):
+                replaced.insert(position, Delta((new, new)))  # ones, or summed a dimension
+            return replaced
+    return None
+
+
+def _fold_function(name: str, value: Fraction) -> Fraction | None:
+    if name == "abs":
+        return abs(value)
+    if name == "sign":
+        return Fraction((value > 0) - (value < 0))
+    if name == "step":
+        return Fraction(1 if value > 0 else 0)
+    if name == "relu":
+        return max(value, Fraction(0))
+    folded = _FOLDS.get((name, value))
+    return None if folded is None else Fraction(folded)
+
+
+def simplify(expr_or_text, *, symmetric: Iterable[str] = (), var: str = "x") -> Expr:
+    """The expression with comma derivatives carried out, in simplified canonical form.
+
+    Parameters
+    ----------
+    expr_or_text : Expr or str
+        An expression or notation to parse (``var`` names the comma-derivative variable).
+    symmetric : names of tensors known to be symmetric, e.g. ``["A"]``.
+    """
+    from .syntax import parse
+
+    node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
+    if not isinstance(node, Expr):
+        from .errors import IndexCalcError
+
+        raise IndexCalcError(f"expected an expression or notation, got {type(node).__name__}")
+    return Algebra(symmetric).simplify(node)
+
+
+__all__ = ["MINUS_ONE", "Algebra", "simplify", "split_coefficient"]
