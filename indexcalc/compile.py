@@ -33,6 +33,7 @@ from .expr import (
     Product,
     Sum,
     Tensor,
+    deep_recursion,
 )
 from .functions import FUNCTIONS
 
@@ -563,6 +564,7 @@ def _as_array(name: str, value, rank: int) -> Array:
     return array
 
 
+@deep_recursion
 def compile(
     expr_or_text, out=None, *, dims: Mapping[str, int] | None = None, var: str = "x"
 ) -> Compiled:
@@ -595,6 +597,7 @@ def compile(
     return Compiled(expr, out, dims=dims)
 
 
+@deep_recursion
 def evaluate(
     expr_or_text,
     arrays: Mapping[str, object] | None = None,

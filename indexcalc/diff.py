@@ -25,6 +25,7 @@ from .expr import (
     Product,
     Sum,
     Tensor,
+    deep_recursion,
     fresh_indices,
     rename,
 )
@@ -145,6 +146,7 @@ def parse_variable(wrt, var_rank: int | None = None) -> Tensor:
     return node
 
 
+@deep_recursion
 def diff(
     expr_or_text,
     wrt: str | Tensor | Sequence[str | Tensor],

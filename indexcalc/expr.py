@@ -12,8 +12,10 @@ so equal subexpressions are one object, equality is identity and hashing is O(1)
 
 from __future__ import annotations
 
+import functools
+import sys
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from functools import cached_property
 from typing import ClassVar
@@ -21,7 +23,31 @@ from typing import ClassVar
 # Index names a fresh index is drawn from, in order of preference.
 INDEX_POOL = tuple("ijklmnpqrstuvwabcdefgho") + tuple("αβγζηθικλμνξπρτυφχψω")
 
-MAX_DEPTH = 2000
+MAX_DEPTH = 1000  # deepest expression accepted; recursive passes stay well inside the limit
+_RECURSION_LIMIT = 30_000
+
+
+def deep_recursion(function: Callable) -> Callable:
+    """Run `function` with room for recursion over expressions up to MAX_DEPTH deep.
+
+    Turns a RecursionError into a TooDeepError, so a user never sees one.
+    """
+
+    @functools.wraps(function)
+    def guarded(*args, **kwargs):
+        previous = sys.getrecursionlimit()
+        if previous < _RECURSION_LIMIT:
+            sys.setrecursionlimit(_RECURSION_LIMIT)
+        try:
+            return function(*args, **kwargs)
+        except RecursionError:
+            from .errors import TooDeepError
+
+            raise TooDeepError("expression is nested too deeply to process") from None
+        finally:
+            sys.setrecursionlimit(previous)
+
+    return guarded
 
 
 class Expr:

@@ -22,6 +22,7 @@ from .expr import (
     Product,
     Sum,
     Tensor,
+    deep_recursion,
     fresh_index,
 )
 from .functions import FUNCTIONS
@@ -224,9 +225,19 @@ class TextPrinter:
         counts = Counter(i for f in factors for i in f.free)
         groups = _hadamard_groups(factors, {i for i in out if i not in held and counts[i] >= 2})
         group_of = {position: k for k, group in enumerate(groups) for position in group}
+        # A_ii whose repeated index nothing else uses prints as a trace: the parser sums it.
+        traces = {
+            p: _repeated(f.indices)
+            for p, f in enumerate(factors)
+            if isinstance(f, (Tensor, Delta))
+            and _repeated(f.indices)
+            and all(counts[i] == 1 and i not in out and i not in held for i in _repeated(f.indices))
+            and all(f.indices.count(i) == 2 for i in _repeated(f.indices))
+        }
+        traced = set().union(*traces.values())
         explicit = set()
         for index, count in counts.items():
-            if index in out:
+            if index in out or index in traced:
                 continue
             holders = {group_of[p] for p, f in enumerate(factors) if index in f.free}
             if index in held or count != 2 or len(holders) != 2:
@@ -234,7 +245,9 @@ class TextPrinter:
         inner_held = frozenset(held | explicit)
         texts = []
         for group in groups:
-            if len(group) == 1:
+            if len(group) == 1 and group[0] in traces:
+                texts.append(self.juxtaposed(group[0], factors, inner_held | traces[group[0]]))
+            elif len(group) == 1:
                 texts.append(self.juxtaposed(group[0], factors, inner_held))
             else:
                 parts = [self.wrap(factors[p], NEGATION + 1, inner_held) for p in group]
@@ -331,16 +344,19 @@ class LatexPrinter(TextPrinter):
         return text, ATOM
 
 
+@deep_recursion
 def to_text(node: Expr) -> str:
     """Unicode Einstein notation that parses back."""
     return TextPrinter().doprint(node)
 
 
+@deep_recursion
 def to_ascii(node: Expr) -> str:
     """ASCII Einstein notation that parses back."""
     return AsciiPrinter().doprint(node)
 
 
+@deep_recursion
 def to_latex(node: Expr) -> str:
     """LaTeX."""
     return LatexPrinter().doprint(node)

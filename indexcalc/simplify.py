@@ -10,6 +10,7 @@ names stay those of the first equal term, so results read in the user's own indi
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 from fractions import Fraction
 
@@ -27,6 +28,7 @@ from .expr import (
     Product,
     Sum,
     Tensor,
+    deep_recursion,
     fresh_indices,
     rename,
 )
@@ -71,7 +73,7 @@ class Algebra:
             else:
                 collected[key] = [coefficient, rest]
         result = [self.scale(c, rest) for c, rest in collected.values() if c != 0]
-        result.sort(key=lambda t: str(self.term_key(split_coefficient(t)[1])))
+        result.sort(key=self._term_order)
         if constant != 0:
             result.insert(0, Number(constant))
         if not result:
@@ -79,6 +81,11 @@ class Algebra:
         if len(result) == 1:
             return result[0]
         return Sum(result)
+
+    def _term_order(self, term: Expr) -> tuple:
+        """Positive terms first, then by canonical key, so `X - U V` reads as written."""
+        coefficient, rest = split_coefficient(term)
+        return coefficient < 0, str(self.term_key(rest))
 
     def scale(self, coefficient, node: Expr) -> Expr:
         return self.multiply((Number(coefficient), node), node.free)
@@ -275,9 +282,12 @@ class Algebra:
     def _merge_powers(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
         """f ⊙ f^n → f^(n+1) for factors over which nothing is summed."""
         exponents: dict[Expr, list[Fraction]] = {}
+        counts = Counter(i for f in factors for i in f.free)
         for factor in factors:
             base, exponent = _as_power(factor)
-            if exponent is not None and base.free <= out:
+            # Merging is always exact here; a summed pair like x_i x_i reads better unmerged.
+            readable_pair = any(counts[i] == 2 and i not in out for i in base.free)
+            if exponent is not None and not readable_pair:
                 exponents.setdefault(base, []).append(exponent)
         if all(len(e) == 1 for e in exponents.values()):
             return factors
@@ -423,6 +433,7 @@ def _fold_function(name: str, value: Fraction) -> Fraction | None:
     return None if folded is None else Fraction(folded)
 
 
+@deep_recursion
 def simplify(expr_or_text, *, symmetric: Iterable[str] = (), var: str = "x") -> Expr:
     """The expression with comma derivatives carried out, in simplified canonical form.
 

@@ -37,6 +37,7 @@ from .expr import (
     Product,
     Sum,
     Tensor,
+    deep_recursion,
     fresh_index,
     rename,
 )
@@ -566,6 +567,7 @@ def _parser() -> tuple[lark.Lark, Builder]:
 _parse_lock = threading.Lock()
 
 
+@deep_recursion
 def parse(text: str, var: str = "x") -> Expr:
     """Parse a program (definitions, then one expression) into an expression.
 
