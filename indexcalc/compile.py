@@ -62,18 +62,27 @@ class Value:
 class Plan:
     """The steps for one shape signature; running it does no planning."""
 
-    def __init__(self, steps: list[Step], inputs: list[tuple[int, str]], result: int):
-        self.steps = steps
-        self.inputs = inputs
+    def __init__(self, steps: list[Step | None], inputs: list[tuple[int, str]], result: int):
+        self.size = len(steps)
+        self.input_slots = [slot for slot, _ in inputs]
+        self.input_names = [name for _, name in inputs]
+        self.program = [
+            (slot, step.run, step.inputs) for slot, step in enumerate(steps) if step is not None
+        ]
         self.result = result
 
-    def run(self, arrays: Mapping[str, Array]) -> Array:
-        values: list = [None] * len(self.steps)
-        for slot, name in self.inputs:
-            values[slot] = arrays[name]
-        for slot, step in enumerate(self.steps):
-            if step is not None:
-                values[slot] = step.run(*[values[k] for k in step.inputs])
+    def run(self, arrays: Sequence[Array]) -> Array:
+        """Run on the input arrays, given in the order of `input_names`."""
+        values: list = [None] * self.size
+        for slot, array in zip(self.input_slots, arrays, strict=True):
+            values[slot] = array
+        for slot, run, inputs in self.program:
+            if len(inputs) == 1:
+                values[slot] = run(values[inputs[0]])
+            elif len(inputs) == 2:
+                values[slot] = run(values[inputs[0]], values[inputs[1]])
+            else:
+                values[slot] = run(*[values[k] for k in inputs])
         return values[self.result]
 
 
@@ -87,6 +96,7 @@ class Compiled:
             expr = simplify(expr)
         self.expr = expr
         self.ranks = _tensor_ranks(expr)
+        self._names = tuple(sorted(self.ranks))
         self.out = _output_indices(expr, out)
         self.dims = _check_dims(dims)
         self._plans: dict[tuple, Plan] = {}
@@ -95,31 +105,42 @@ class Compiled:
     @property
     def inputs(self) -> tuple[str, ...]:
         """The names of the arrays the expression needs, sorted."""
-        return tuple(sorted(self.ranks))
+        return self._names
 
     def __call__(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Array:
-        given = dict(arrays or {})
-        given.update(kw_arrays)
+        given = {**arrays, **kw_arrays} if arrays else kw_arrays
+        try:
+            values = [given[name] for name in self._names]
+        except (KeyError, TypeError):
+            values = None
+        if values is not None:
+            # Fast path: NumPy arrays whose shapes and dtypes were planned before.
+            key = tuple([(a.shape, a.dtype) if type(a) is np.ndarray else None for a in values])
+            plan = self._plans.get(key)
+            if plan is not None:
+                return plan.run(values)
         prepared = self._prepare(given)
-        signature = tuple((name, a.shape, a.dtype.str) for name, a in sorted(prepared.items()))
-        plan = self._plans.get(signature)
+        key = tuple((a.shape, a.dtype) for a in prepared)
+        plan = self._plans.get(key)
         if plan is None:
-            plan = Planner(self, prepared).plan()
-            self._plans[signature] = plan
+            plan = Planner(self, dict(zip(self.inputs, prepared, strict=True))).plan()
+            self._plans[key] = plan
             self.plan_count += 1
         return plan.run(prepared)
 
-    def _prepare(self, given: dict[str, object]) -> dict[str, Array]:
+    def _prepare(self, given) -> list[Array]:
+        if not isinstance(given, Mapping):
+            raise EvaluationError(
+                "arrays must be given by name, as a mapping or keywords, "
+                f"not {type(given).__name__}"
+            )
         missing = [name for name in self.inputs if name not in given]
         if missing:
             raise EvaluationError(
                 f"missing array{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
                 f"the expression needs {', '.join(self.inputs) or 'no arrays'}"
             )
-        prepared = {}
-        for name in self.inputs:
-            prepared[name] = _as_array(name, given[name], self.ranks[name])
-        return prepared
+        return [_as_array(name, given[name], self.ranks[name]) for name in self.inputs]
 
     def __repr__(self) -> str:
         return f"<compiled {self.expr} -> {''.join(self.out) or 'scalar'}>"
@@ -150,7 +171,9 @@ class Planner:
             self.values[node] = getattr(self, f"_plan_{type(node).__name__}")(node)
         result = self.values[self.compiled.expr]
         final = self._finish(result)
-        return Plan(self.steps, self.inputs, final)
+        slots = {name: slot for slot, name in self.inputs}
+        ordered = [(slots[name], name) for name in self.compiled.inputs if name in slots]
+        return Plan(self.steps, ordered, final)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -189,7 +212,9 @@ class Planner:
             return self.emit(lambda a: np.broadcast_to(a, shape).copy(), [value.slot])
         order = tuple(value.axes.index(i) for i in out)
         if order == tuple(range(len(order))):
-            return self.emit(np.asarray, [value.slot])
+            if value.slot in {slot for slot, _ in self.inputs}:
+                return self.emit(np.copy, [value.slot])  # never hand back the caller's array
+            return value.slot
         return self.emit(lambda a: np.ascontiguousarray(np.transpose(a, order)), [value.slot])
 
     # -- nodes -------------------------------------------------------------------------
@@ -222,6 +247,9 @@ class Planner:
         target = "".join(letters[i] for i in axes)
         if source == target:
             return Value(slot, axes, sizes, origin)
+        if len(set(source)) == len(source):
+            order = tuple(source.index(c) for c in target)
+            return Value(self.emit(lambda a: a.transpose(order), [slot]), axes, sizes, origin)
         subscripts = f"{source}->{target}"
         return Value(self.emit(lambda a: np.einsum(subscripts, a), [slot]), axes, sizes, origin)
 
@@ -270,6 +298,11 @@ class Planner:
         sizes, origin = self.merge_sizes(parts)
         axes = tuple(sorted(sizes))
         aligners = [_aligner(p.axes, axes) for p in parts]
+
+        if len(parts) == 2:
+            first, second = aligners
+            run2 = lambda a, b: first(a) + second(b)  # noqa: E731
+            return Value(self.emit(run2, [p.slot for p in parts]), axes, sizes, origin)
 
         def run(*terms):
             return reduce(np.add, (align(t) for align, t in zip(aligners, terms, strict=True)))
@@ -353,58 +386,126 @@ class Planner:
         full_shape = tuple(full_sizes[i] for i in axes)
         embed = _embedder(reduced_subscript, full_subscript, full_shape, letters, axes, find)
 
-        def run(*arrays):
-            result = expand(contraction(*arrays))
-            if factor != 1:
-                result = result * factor
-            return embed(result)
+        if expand is _identity and embed is _identity and factor == 1:
+            run = contraction
+        else:
+
+            def run(*arrays):
+                result = expand(contraction(*arrays))
+                if factor != 1:
+                    result = result * factor
+                return embed(result)
 
         slots = [self.values[f].slot for f in operands]
         return Value(self.emit(run, slots), axes, full_sizes, full_origin)
 
 
 def _contraction(subscripts: list[str], output: str, shapes: list[tuple[int, ...]]):
-    """A function contracting arrays with these subscripts, planned once."""
+    """A function contracting arrays with these subscripts, planned once.
+
+    opt_einsum picks the pairwise order; each pair runs as the cheapest NumPy call
+    (``@``, ``tensordot`` or ``einsum``), which avoids opt_einsum's per-call dispatch.
+    """
     if not subscripts:
         return lambda: np.asarray(1.0)
-    spec = f"{','.join(subscripts)}->{output}"
     if len(subscripts) == 1:
-        if subscripts[0] == output:
-            return lambda a: a
-        return lambda a: np.einsum(spec, a)
+        return _single(subscripts[0], output)
     if len(subscripts) == 2:
-        tensordot = _tensordot_plan(subscripts[0], subscripts[1], output)
-        if tensordot is not None:
-            return tensordot
-        return lambda a, b: np.einsum(spec, a, b)
-    expression = opt_einsum.contract_expression(spec, *shapes, optimize="auto")
-    return expression
+        return _pair(subscripts[0], subscripts[1], output)
+    spec = f"{','.join(subscripts)}->{output}"
+    path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
+    # Registers: the operands first, then each intermediate as it is made.
+    live = list(subscripts)
+    registers = list(range(len(subscripts)))
+    program = []
+    for positions in path:
+        positions = sorted(positions)
+        taken = [live[p] for p in positions]
+        sources = tuple(registers[p] for p in positions)
+        for p in reversed(positions):
+            del live[p]
+            del registers[p]
+        needed = set(output).union(*live)
+        seen = dict.fromkeys(c for subs in taken for c in subs)
+        result = output if not live else "".join(c for c in seen if c in needed)
+        if len(taken) == 1:
+            run = _single(taken[0], result)
+        elif len(taken) == 2:
+            run = _pair(taken[0], taken[1], result)
+        else:
+            run = _einsum(f"{','.join(taken)}->{result}")
+        program.append((sources, run))
+        live.append(result)
+        registers.append(len(subscripts) + len(program) - 1)
+
+    if len(program) == 2 and program[1][0] in ((0, 3), (1, 3), (2, 3)) and len(subscripts) == 3:
+        (first_sources, first), (second_sources, second) = program
+        i, j = first_sources
+        k = second_sources[0]
+        return lambda a, b, c: second((a, b, c)[k], first((a, b, c)[i], (a, b, c)[j]))
+
+    def contract(*arrays):
+        values = list(arrays)
+        for sources, run in program:
+            values.append(run(*[values[k] for k in sources]))
+        return values[-1]
+
+    return contract
 
 
-def _tensordot_plan(left: str, right: str, output: str):
-    """tensordot + transpose for a two-operand contraction with no shared kept index."""
-    if len(set(left)) != len(left) or len(set(right)) != len(right):
-        return None
+def _einsum(spec: str):
+    return lambda *arrays: np.einsum(spec, *arrays)
+
+
+def _single(subscript: str, output: str):
+    if subscript == output:
+        return lambda a: a
+    return _einsum(f"{subscript}->{output}")
+
+
+def _pair(left: str, right: str, output: str):
+    """The cheapest NumPy call for a two-operand contraction."""
     shared = set(left) & set(right)
-    if shared & set(output):
-        return None
-    only_left = [c for c in left if c not in shared]
-    only_right = [c for c in right if c not in shared]
-    if set(only_left) - set(output) or set(only_right) - set(output):
-        return None  # an index summed within one operand: leave it to einsum
+    simple = (
+        len(set(left)) == len(left)
+        and len(set(right)) == len(right)
+        and not shared & set(output)
+        and set(left) - shared <= set(output)
+        and set(right) - shared <= set(output)
+    )
+    if not simple:
+        return _einsum(f"{left},{right}->{output}")
+    produced = [c for c in left if c not in shared] + [c for c in right if c not in shared]
+    order = tuple(produced.index(c) for c in output)
+    if len(left) <= 2 and len(right) <= 2 and len(shared) <= 1:
+        if not shared:
+            return _then_permute(np.multiply.outer, order)
+        (c,) = shared
+        flip_left = len(left) == 2 and left[1] != c  # contracted axis must come last
+        flip_right = len(right) == 2 and right[0] != c  # and first on the right
+        if flip_left and flip_right:
+            return _then_permute(lambda a, b: a.T @ b.T, order)
+        if flip_left:
+            return _then_permute(lambda a, b: a.T @ b, order)
+        if flip_right:
+            return _then_permute(lambda a, b: a @ b.T, order)
+        return _then_permute(np.matmul, order)
     contracted = sorted(shared)
     axes = ([left.index(c) for c in contracted], [right.index(c) for c in contracted])
-    produced = only_left + only_right
-    order = tuple(produced.index(c) for c in output)
+    return _then_permute(lambda a, b: np.tensordot(a, b, axes), order)
+
+
+def _then_permute(function, order: tuple[int, ...]):
+    """`function`, with its result's axes permuted by `order` unless that is the identity."""
     if order == tuple(range(len(order))):
-        return lambda a, b: np.tensordot(a, b, axes)
-    return lambda a, b: np.transpose(np.tensordot(a, b, axes), order)
+        return function
+    return lambda a, b: np.transpose(function(a, b), order)
 
 
 def _broadcaster(carried: str, full: str, shape: tuple[int, ...]):
     """Insert axes for kept indices no operand carries (a δ_ii kept as ones)."""
     if carried == full:
-        return lambda a: a
+        return _identity
     positions = [full.index(c) for c in carried]
     order = sorted(range(len(carried)), key=lambda k: positions[k])
 
@@ -419,7 +520,7 @@ def _broadcaster(carried: str, full: str, shape: tuple[int, ...]):
 def _embedder(reduced: str, full: str, shape, letters, axes, find):
     """Write a result over merged δ indices onto the diagonal of the full output."""
     if reduced == full:
-        return lambda a: a
+        return _identity
     view_spec = f"{full}->{reduced}"
 
     def embed(a):
@@ -428,6 +529,10 @@ def _embedder(reduced: str, full: str, shape, letters, axes, find):
         return result
 
     return embed
+
+
+def _identity(a):
+    return a
 
 
 def _aligner(axes: tuple[str, ...], target: tuple[str, ...]):
