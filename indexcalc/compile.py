@@ -12,6 +12,7 @@ never materialised inside a product: their indices are merged before contracting
 from __future__ import annotations
 
 import itertools
+import operator
 import string
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,8 +20,8 @@ from fractions import Fraction
 from functools import reduce
 
 import numpy as np
-import opt_einsum
 
+from .backends import BACKENDS, NumpyBackend, identity, resolve
 from .errors import EvaluationError, IndexCalcError
 from .expr import (
     Delta,
@@ -35,7 +36,7 @@ from .expr import (
     Tensor,
     deep_recursion,
 )
-from .functions import FUNCTIONS
+from .simplify import Algebra
 
 Array = np.ndarray
 _LETTERS = string.ascii_letters
@@ -57,6 +58,7 @@ class Value:
     axes: tuple[str, ...]  # sorted distinct free indices
     sizes: dict[str, int]
     origin: dict[str, str]  # index -> which array fixed its size, for error messages
+    fresh: bool = True  # False if the array may be an input, a view of one, or a constant
 
 
 class Plan:
@@ -89,7 +91,14 @@ class Plan:
 class Compiled:
     """An expression compiled for evaluation. Call it with arrays by name."""
 
-    def __init__(self, expr: Expr, out=None, *, dims: Mapping[str, int] | None = None):
+    def __init__(
+        self,
+        expr: Expr,
+        out=None,
+        *,
+        dims: Mapping[str, int] | None = None,
+        backend: str = "numpy",
+    ):
         if any(isinstance(n, Derivative) for n in _postorder(expr)):
             from .simplify import simplify
 
@@ -99,6 +108,11 @@ class Compiled:
         self._names = tuple(sorted(self.ranks))
         self.out = _output_indices(expr, out)
         self.dims = _check_dims(dims)
+        if backend not in BACKENDS:
+            raise EvaluationError(
+                f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
+            )
+        self.backend = backend
         self._plans: dict[tuple, Plan] = {}
         self.plan_count = 0
 
@@ -113,34 +127,33 @@ class Compiled:
             values = [given[name] for name in self._names]
         except (KeyError, TypeError):
             values = None
-        if values is not None:
+        if values is not None and self.backend in ("numpy", "auto"):
             # Fast path: NumPy arrays whose shapes and dtypes were planned before.
             key = tuple([(a.shape, a.dtype) if type(a) is np.ndarray else None for a in values])
             plan = self._plans.get(key)
             if plan is not None:
                 return plan.run(values)
-        prepared = self._prepare(given)
-        key = tuple((a.shape, a.dtype) for a in prepared)
-        plan = self._plans.get(key)
-        if plan is None:
-            plan = Planner(self, dict(zip(self.inputs, prepared, strict=True))).plan()
-            self._plans[key] = plan
-            self.plan_count += 1
-        return plan.run(prepared)
-
-    def _prepare(self, given) -> list[Array]:
         if not isinstance(given, Mapping):
             raise EvaluationError(
                 "arrays must be given by name, as a mapping or keywords, "
                 f"not {type(given).__name__}"
             )
-        missing = [name for name in self.inputs if name not in given]
+        missing = [name for name in self._names if name not in given]
         if missing:
             raise EvaluationError(
                 f"missing array{'s' if len(missing) > 1 else ''} {', '.join(missing)}; "
-                f"the expression needs {', '.join(self.inputs) or 'no arrays'}"
+                f"the expression needs {', '.join(self._names) or 'no arrays'}"
             )
-        return [_as_array(name, given[name], self.ranks[name]) for name in self.inputs]
+        backend = resolve(self.backend, {name: given[name] for name in self._names})
+        prepared = [backend.prepare(name, given[name], self.ranks[name]) for name in self._names]
+        key = backend.key(prepared)
+        plan = self._plans.get(key)
+        if plan is None:
+            arrays = dict(zip(self._names, prepared, strict=True))
+            plan = Planner(self, arrays, backend).plan()
+            self._plans[key] = plan
+            self.plan_count += 1
+        return plan.run(prepared)
 
     def __repr__(self) -> str:
         return f"<compiled {self.expr} -> {''.join(self.out) or 'scalar'}>"
@@ -149,15 +162,17 @@ class Compiled:
 class Planner:
     """Walks the DAG once for one set of shapes and emits the steps."""
 
-    def __init__(self, compiled: Compiled, arrays: dict[str, Array]):
+    def __init__(self, compiled: Compiled, arrays: dict[str, Array], backend: NumpyBackend):
         self.compiled = compiled
         self.arrays = arrays
+        self.backend = backend
         self.steps: list[Step | None] = []
         self.values: dict[Expr, Value] = {}
         self.inputs: list[tuple[int, str]] = []
         self.input_slots: dict[str, int] = {}
-        self.fallback = _name_sizes(compiled.expr, arrays)
-        self.fallback.update(compiled.dims)
+        self.fallback = _name_sizes(compiled.expr, arrays, compiled.dims)
+        dtypes = [np.dtype(str(a.dtype)) for a in arrays.values() if backend.name == "numpy"]
+        self.float_dtype = np.result_type(*dtypes, np.float32) if dtypes else np.float64
 
     def plan(self) -> Plan:
         nodes = _postorder(self.compiled.expr)
@@ -165,10 +180,23 @@ class Planner:
         alone = {self.compiled.expr} | {
             c for n in nodes if not isinstance(n, Product) for c in n.children
         }
+        # Equal subexpressions under other index names (tanh(W_ij x_j), tanh(W_aj x_j))
+        # are computed once: the canonical form identifies them up to renaming.
+        canonical = Algebra().canonical
+        seen: dict[int, tuple[Value, tuple[str, ...]]] = {}
         for node in nodes:
             if isinstance(node, Delta) and node not in alone:
                 continue
-            self.values[node] = getattr(self, f"_plan_{type(node).__name__}")(node)
+            if isinstance(node, Number):
+                self.values[node] = self._plan_Number(node)
+                continue
+            skeleton, names = canonical(node)
+            if skeleton in seen:
+                self.values[node] = self.renamed(*seen[skeleton], names)
+                continue
+            value = getattr(self, f"_plan_{type(node).__name__}")(node)
+            self.values[node] = value
+            seen[skeleton] = (value, names)
         result = self.values[self.compiled.expr]
         final = self._finish(result)
         slots = {name: slot for slot, name in self.inputs}
@@ -176,6 +204,19 @@ class Planner:
         return Plan(self.steps, ordered, final)
 
     # -- helpers -----------------------------------------------------------------------
+
+    def renamed(self, value: Value, names: tuple[str, ...], new_names: tuple[str, ...]) -> Value:
+        """A computed value seen under other index names, transposed as needed."""
+        mapping = dict(zip(names, new_names, strict=True))
+        axes = tuple(mapping[a] for a in value.axes)
+        target = tuple(sorted(axes))
+        sizes = {mapping[i]: n for i, n in value.sizes.items()}
+        origin = {mapping[i]: o for i, o in value.origin.items()}
+        if axes == target:
+            return Value(value.slot, target, sizes, origin, value.fresh)
+        order = tuple(axes.index(i) for i in target)
+        slot = self.emit(self.backend.permute(order), [value.slot])
+        return Value(slot, target, sizes, origin, value.fresh)
 
     def emit(self, run, inputs: Sequence[int]) -> int:
         self.steps.append(Step(run, tuple(inputs)))
@@ -206,22 +247,27 @@ class Planner:
 
     def _finish(self, value: Value) -> int:
         out = self.compiled.out
+        backend = self.backend
         missing = [i for i in out if i not in value.axes]
         if missing:  # a number (a vanished derivative) broadcast to the asked shape
             shape = tuple(self.size_of(i, "in the output") for i in out)
-            return self.emit(lambda a: np.broadcast_to(a, shape).copy(), [value.slot])
+            return self.emit(backend.broadcast_copy(shape), [value.slot])
+        shared = not value.fresh  # an input, a view of one, or a cached constant
+        if not out:  # a scalar: always a 0-d array, never a NumPy scalar or an input
+            wrap = backend.copy if shared else backend.scalar
+            return self.emit(wrap, [value.slot])
         order = tuple(value.axes.index(i) for i in out)
         if order == tuple(range(len(order))):
-            if value.slot in {slot for slot, _ in self.inputs}:
-                return self.emit(np.copy, [value.slot])  # never hand back the caller's array
+            if shared:
+                return self.emit(backend.copy, [value.slot])  # never hand back an input
             return value.slot
-        return self.emit(lambda a: np.ascontiguousarray(np.transpose(a, order)), [value.slot])
+        return self.emit(backend.permute(order, final=True), [value.slot])
 
     # -- nodes -------------------------------------------------------------------------
 
     def _plan_Number(self, node: Number) -> Value:
-        constant = _scalar(node.value)
-        return Value(self.emit(lambda: np.asarray(constant), []), (), {}, {})
+        constant = _scalar(node.value)  # a Python number: it keeps the arrays' dtype
+        return Value(self.emit(lambda: constant, []), (), {}, {})
 
     def _plan_Tensor(self, node: Tensor) -> Value:
         array = self.arrays[node.name]
@@ -246,12 +292,13 @@ class Planner:
         source = "".join(letters[i] for i in node.indices)
         target = "".join(letters[i] for i in axes)
         if source == target:
-            return Value(slot, axes, sizes, origin)
+            return Value(slot, axes, sizes, origin, fresh=False)
         if len(set(source)) == len(source):
             order = tuple(source.index(c) for c in target)
-            return Value(self.emit(lambda a: a.transpose(order), [slot]), axes, sizes, origin)
-        subscripts = f"{source}->{target}"
-        return Value(self.emit(lambda a: np.einsum(subscripts, a), [slot]), axes, sizes, origin)
+            permuted = self.emit(self.backend.permute(order), [slot])
+            return Value(permuted, axes, sizes, origin, fresh=False)
+        diagonal = self.backend.einsum(f"{source}->{target}")
+        return Value(self.emit(diagonal, [slot]), axes, sizes, origin, fresh=False)
 
     def _plan_Delta(self, node: Delta) -> Value:
         """A δ on its own (∂x_i/∂x_k): built once, as an identity of the needed shape."""
@@ -265,19 +312,19 @@ class Planner:
         rank = len(node.indices)
         sizes = {i: rank for i in node.indices}
         origin = {i: f"ε of rank {rank}" for i in node.indices}
-        axes = tuple(sorted(node.indices))
-        dense = _levi_civita(rank)
+        axes = tuple(sorted(set(node.indices)))
         letters = dict(zip(axes, _LETTERS, strict=False))
         subscripts = (
             f"{''.join(letters[i] for i in node.indices)}->{''.join(letters[i] for i in axes)}"
         )
-        array = np.einsum(subscripts, dense)
-        return Value(self.emit(lambda: array, []), axes, sizes, origin)
+        dense = np.einsum(subscripts, _levi_civita(rank)).astype(self.float_dtype)
+        array = self.backend.constant(dense)
+        return Value(self.emit(lambda: array, []), axes, sizes, origin, fresh=False)
 
     def _plan_Func(self, node: Func) -> Value:
         arg = self.values[node.arg]
-        ufunc = FUNCTIONS[node.name].numpy
-        return Value(self.emit(ufunc, [arg.slot]), arg.axes, arg.sizes, arg.origin)
+        function = self.backend.function(node.name)
+        return Value(self.emit(function, [arg.slot]), arg.axes, arg.sizes, arg.origin)
 
     def _plan_Power(self, node: Power) -> Value:
         base, exponent = self.values[node.base], self.values[node.exponent]
@@ -287,10 +334,10 @@ class Planner:
             constant = _scalar(node.exponent.value)
             align = _aligner(base.axes, axes)
             return Value(
-                self.emit(lambda b: np.power(align(b), constant), [base.slot]), axes, sizes, origin
+                self.emit(lambda b: align(b) ** constant, [base.slot]), axes, sizes, origin
             )
         align_base, align_exponent = _aligner(base.axes, axes), _aligner(exponent.axes, axes)
-        run = lambda b, e: np.power(align_base(b), align_exponent(e))  # noqa: E731
+        run = lambda b, e: align_base(b) ** align_exponent(e)  # noqa: E731
         return Value(self.emit(run, [base.slot, exponent.slot]), axes, sizes, origin)
 
     def _plan_Sum(self, node: Sum) -> Value:
@@ -305,7 +352,7 @@ class Planner:
             return Value(self.emit(run2, [p.slot for p in parts]), axes, sizes, origin)
 
         def run(*terms):
-            return reduce(np.add, (align(t) for align, t in zip(aligners, terms, strict=True)))
+            return reduce(operator.add, (a(t) for a, t in zip(aligners, terms, strict=True)))
 
         return Value(self.emit(run, [p.slot for p in parts]), axes, sizes, origin)
 
@@ -316,9 +363,17 @@ class Planner:
         for factor in node.factors:
             if isinstance(factor, Number):
                 coefficient *= factor.value
+        # Scalar factors multiply the result; einsum would turn a Python number into float64.
+        scalars = [f for f in operands if not f.free]
+        operands = [f for f in operands if f.free]
         parts = [self.values[f] for f in operands]
         sizes, origin = self.merge_sizes(parts)
-        return self._contract(node, operands, node.out, sizes, origin, deltas, coefficient)
+        value = self._contract(node, operands, node.out, sizes, origin, deltas, coefficient)
+        if not scalars:
+            return value
+        slots = [value.slot, *(self.values[f].slot for f in scalars)]
+        scaled = self.emit(lambda *values: reduce(operator.mul, values), slots)
+        return Value(scaled, value.axes, value.sizes, value.origin)
 
     def _contract(
         self, node, operands, out, sizes, origin, extra_deltas=(), coefficient=Fraction(1)
@@ -376,17 +431,18 @@ class Planner:
             if root not in carried and root not in kept_roots:
                 factor *= class_size[root]
         shapes = [tuple(self.values[f].sizes[i] for i in self.values[f].axes) for f in operands]
-        contraction = _contraction(
+        contraction = self.backend.contraction(
             operand_subscripts, "".join(letters[r] for r in kept_roots if r in carried), shapes
         )
         reduced_shape = tuple(class_size[r] for r in kept_roots)
         carried_subscript = "".join(letters[r] for r in kept_roots if r in carried)
-        expand = _broadcaster(carried_subscript, reduced_subscript, reduced_shape)
+        expand = self.backend.broadcaster(carried_subscript, reduced_subscript, reduced_shape)
         full_subscript = "".join(letters[find(i)] for i in axes)
         full_shape = tuple(full_sizes[i] for i in axes)
-        embed = _embedder(reduced_subscript, full_subscript, full_shape, letters, axes, find)
+        embed = self.backend.embedder(reduced_subscript, full_subscript, full_shape)
 
-        if expand is _identity and embed is _identity and factor == 1:
+        passthrough = contraction is identity and expand is identity and embed is identity
+        if expand is identity and embed is identity and factor == 1:
             run = contraction
         else:
 
@@ -397,148 +453,14 @@ class Planner:
                 return embed(result)
 
         slots = [self.values[f].slot for f in operands]
-        return Value(self.emit(run, slots), axes, full_sizes, full_origin)
-
-
-def _contraction(subscripts: list[str], output: str, shapes: list[tuple[int, ...]]):
-    """A function contracting arrays with these subscripts, planned once.
-
-    opt_einsum picks the pairwise order; each pair runs as the cheapest NumPy call
-    (``@``, ``tensordot`` or ``einsum``), which avoids opt_einsum's per-call dispatch.
-    """
-    if not subscripts:
-        return lambda: np.asarray(1.0)
-    if len(subscripts) == 1:
-        return _single(subscripts[0], output)
-    if len(subscripts) == 2:
-        return _pair(subscripts[0], subscripts[1], output)
-    spec = f"{','.join(subscripts)}->{output}"
-    path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
-    # Registers: the operands first, then each intermediate as it is made.
-    live = list(subscripts)
-    registers = list(range(len(subscripts)))
-    program = []
-    for positions in path:
-        positions = sorted(positions)
-        taken = [live[p] for p in positions]
-        sources = tuple(registers[p] for p in positions)
-        for p in reversed(positions):
-            del live[p]
-            del registers[p]
-        needed = set(output).union(*live)
-        seen = dict.fromkeys(c for subs in taken for c in subs)
-        result = output if not live else "".join(c for c in seen if c in needed)
-        if len(taken) == 1:
-            run = _single(taken[0], result)
-        elif len(taken) == 2:
-            run = _pair(taken[0], taken[1], result)
-        else:
-            run = _einsum(f"{','.join(taken)}->{result}")
-        program.append((sources, run))
-        live.append(result)
-        registers.append(len(subscripts) + len(program) - 1)
-
-    if len(program) == 2 and program[1][0] in ((0, 3), (1, 3), (2, 3)) and len(subscripts) == 3:
-        (first_sources, first), (second_sources, second) = program
-        i, j = first_sources
-        k = second_sources[0]
-        return lambda a, b, c: second((a, b, c)[k], first((a, b, c)[i], (a, b, c)[j]))
-
-    def contract(*arrays):
-        values = list(arrays)
-        for sources, run in program:
-            values.append(run(*[values[k] for k in sources]))
-        return values[-1]
-
-    return contract
-
-
-def _einsum(spec: str):
-    return lambda *arrays: np.einsum(spec, *arrays)
-
-
-def _single(subscript: str, output: str):
-    if subscript == output:
-        return lambda a: a
-    return _einsum(f"{subscript}->{output}")
-
-
-def _pair(left: str, right: str, output: str):
-    """The cheapest NumPy call for a two-operand contraction."""
-    shared = set(left) & set(right)
-    simple = (
-        len(set(left)) == len(left)
-        and len(set(right)) == len(right)
-        and not shared & set(output)
-        and set(left) - shared <= set(output)
-        and set(right) - shared <= set(output)
-    )
-    if not simple:
-        return _einsum(f"{left},{right}->{output}")
-    produced = [c for c in left if c not in shared] + [c for c in right if c not in shared]
-    order = tuple(produced.index(c) for c in output)
-    if len(left) <= 2 and len(right) <= 2 and len(shared) <= 1:
-        if not shared:
-            return _then_permute(np.multiply.outer, order)
-        (c,) = shared
-        flip_left = len(left) == 2 and left[1] != c  # contracted axis must come last
-        flip_right = len(right) == 2 and right[0] != c  # and first on the right
-        if flip_left and flip_right:
-            return _then_permute(lambda a, b: a.T @ b.T, order)
-        if flip_left:
-            return _then_permute(lambda a, b: a.T @ b, order)
-        if flip_right:
-            return _then_permute(lambda a, b: a @ b.T, order)
-        return _then_permute(np.matmul, order)
-    contracted = sorted(shared)
-    axes = ([left.index(c) for c in contracted], [right.index(c) for c in contracted])
-    return _then_permute(lambda a, b: np.tensordot(a, b, axes), order)
-
-
-def _then_permute(function, order: tuple[int, ...]):
-    """`function`, with its result's axes permuted by `order` unless that is the identity."""
-    if order == tuple(range(len(order))):
-        return function
-    return lambda a, b: np.transpose(function(a, b), order)
-
-
-def _broadcaster(carried: str, full: str, shape: tuple[int, ...]):
-    """Insert axes for kept indices no operand carries (a δ_ii kept as ones)."""
-    if carried == full:
-        return _identity
-    positions = [full.index(c) for c in carried]
-    order = sorted(range(len(carried)), key=lambda k: positions[k])
-
-    def expand(a):
-        a = np.transpose(a, order) if order != list(range(len(order))) else a
-        index = tuple(slice(None) if c in carried else np.newaxis for c in full)
-        return np.broadcast_to(a[index], shape)
-
-    return expand
-
-
-def _embedder(reduced: str, full: str, shape, letters, axes, find):
-    """Write a result over merged δ indices onto the diagonal of the full output."""
-    if reduced == full:
-        return _identity
-    view_spec = f"{full}->{reduced}"
-
-    def embed(a):
-        result = np.zeros(shape, dtype=np.result_type(a, np.float32))
-        np.einsum(view_spec, result)[...] = a
-        return result
-
-    return embed
-
-
-def _identity(a):
-    return a
+        fresh = not (passthrough and factor == 1 and not self.values[operands[0]].fresh)
+        return Value(self.emit(run, slots), axes, full_sizes, full_origin, fresh)
 
 
 def _aligner(axes: tuple[str, ...], target: tuple[str, ...]):
     """Reshape an array over `axes` to broadcast against `target` (both sorted)."""
-    if axes == target:
-        return lambda a: a
+    if axes == target or not axes:
+        return identity
     index = tuple(slice(None) if i in axes else np.newaxis for i in target)
     return lambda a: a[index]
 
@@ -587,13 +509,28 @@ def _tensor_ranks(expr: Expr) -> dict[str, int]:
     return ranks
 
 
-def _name_sizes(expr: Expr, arrays: Mapping[str, Array]) -> dict[str, int]:
-    """Index sizes by name, from every tensor the index appears on (a fallback for δ)."""
-    sizes: dict[str, int] = {}
-    for node in _postorder(expr):
+def _name_sizes(expr: Expr, arrays: Mapping[str, Array], dims: Mapping[str, int]) -> dict:
+    """Index sizes by name, from `dims`, every tensor an index appears on, and the δs that
+    tie indices together: the fallback for indices no operand of a product fixes."""
+    sizes: dict[str, int] = dict(dims)
+    nodes = _postorder(expr)
+    for node in nodes:
         if isinstance(node, Tensor):
             for index, size in zip(node.indices, arrays[node.name].shape, strict=True):
-                sizes.setdefault(index, size)
+                sizes.setdefault(index, int(size))
+        elif isinstance(node, Epsilon):
+            for index in node.indices:
+                sizes.setdefault(index, len(node.indices))
+    deltas = [node for node in nodes if isinstance(node, Delta)]
+    changed = True
+    while changed:
+        changed = False
+        for delta in deltas:
+            known = [sizes[i] for i in delta.indices if i in sizes]
+            for index in delta.indices:
+                if known and index not in sizes:
+                    sizes[index] = known[0]
+                    changed = True
     return sizes
 
 
@@ -652,26 +589,13 @@ def _check_dims(dims) -> dict[str, int]:
     return checked
 
 
-def _as_array(name: str, value, rank: int) -> Array:
-    try:
-        array = np.asarray(value)
-    except (TypeError, ValueError) as error:
-        raise EvaluationError(f"array '{name}' could not be read as an array: {error}") from None
-    if array.dtype.kind not in "biufc":
-        raise EvaluationError(f"array '{name}' must be numeric, but its dtype is {array.dtype}")
-    if array.dtype.kind in "biu":
-        array = array.astype(np.float64)
-    if array.ndim != rank:
-        raise EvaluationError(
-            f"array '{name}' has {array.ndim} axes (shape {array.shape}) but the expression "
-            f"indexes it with {rank} {'index' if rank == 1 else 'indices'}"
-        )
-    return array
-
-
-@deep_recursion
 def compile(
-    expr_or_text, out=None, *, dims: Mapping[str, int] | None = None, var: str = "x"
+    expr_or_text,
+    out=None,
+    *,
+    dims: Mapping[str, int] | None = None,
+    var: str = "x",
+    backend: str = "numpy",
 ) -> Compiled:
     """Compile an expression for repeated evaluation.
 
@@ -682,6 +606,10 @@ def compile(
         The axis order of the result, e.g. ``"kl"``. Default: the free indices sorted.
     dims : mapping, optional
         Sizes for indices that no array fixes, e.g. ``{"i": 3}`` for ``δ_ij`` alone.
+    backend : str
+        ``"numpy"`` (default), ``"auto"`` (from the arrays' type), ``"jax"``, ``"torch"``,
+        ``"cupy"`` or ``"dask"``. Results stay on the backend; NumPy inputs are converted
+        only when a backend is named.
 
     Returns
     -------
@@ -699,7 +627,7 @@ def compile(
         raise IndexCalcError(
             f"expected an expression or notation, got {type(expr_or_text).__name__}"
         )
-    return Compiled(expr, out, dims=dims)
+    return Compiled(expr, out, dims=dims, backend=backend)
 
 
 @deep_recursion
@@ -710,6 +638,7 @@ def evaluate(
     out=None,
     dims: Mapping[str, int] | None = None,
     var: str = "x",
+    backend: str = "numpy",
     **kw_arrays,
 ) -> Array:
     """Evaluate an expression on arrays given by name.
@@ -717,4 +646,4 @@ def evaluate(
     ``evaluate("A_ij x_j", A=A, x=x)`` returns the array over the free indices in
     alphabetical order (or in the order `out` gives); a scalar is a 0-d array.
     """
-    return compile(expr_or_text, out, dims=dims, var=var)(arrays, **kw_arrays)
+    return compile(expr_or_text, out, dims=dims, var=var, backend=backend)(arrays, **kw_arrays)

@@ -19,7 +19,7 @@ class Position:
 
 def caret_excerpt(source: str, position: Position) -> str:
     """The source line at `position` with a caret under the column."""
-    lines = source.splitlines() or [""]
+    lines = source.split("\n")  # as Lark counts lines
     line_index = min(max(position.line, 1), len(lines)) - 1
     text = lines[line_index].replace("\t", " ")
     return f"{text}\n{' ' * (max(position.column, 1) - 1)}^"

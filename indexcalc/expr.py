@@ -368,6 +368,15 @@ class Derivative(Expr):
         return self._args
 
 
+MAX_DIGITS = 300  # a literal or folded number beyond this is surely a mistake
+
+
+def small_power(base: Fraction, exponent: Fraction) -> bool:
+    """Whether base^exponent is cheap to fold exactly."""
+    size = max(abs(base.numerator), abs(base.denominator), 2).bit_length()
+    return abs(exponent) * size <= MAX_DIGITS * 3.33
+
+
 ZERO = Number(0)
 ONE = Number(1)
 MINUS_ONE = Number(-1)

@@ -16,10 +16,11 @@ from .expr import MINUS_ONE, ONE, Expr, Func, Number, Power, Product, Sum
 
 @dataclass(frozen=True)
 class Function:
-    """One elementwise function."""
+    """One elementwise function: how to compute it, its derivative, how to print it."""
 
     name: str
     numpy: Callable[[np.ndarray], np.ndarray]
+    array_api: Callable  # (xp, u) -> xp array, for other backends
     derivative: Callable[[Expr], Expr] | None  # f'(u) in terms of u; None means f' = 0
     unicode: str
     latex: str
@@ -35,7 +36,7 @@ def _one_minus(u: Expr) -> Expr:
 
 
 def _sigmoid(u):
-    return 0.5 * (np.tanh(0.5 * u) + 1)
+    return 0.5 * (np.tanh(0.5 * u) + 1)  # stable for large |u|
 
 
 def _step(u):
@@ -50,26 +51,45 @@ def _softplus(u):
     return np.logaddexp(0, u)
 
 
+def _same(name: str):
+    """The array API function of the same name."""
+    return lambda xp, u: getattr(xp, name)(u)
+
+
 FUNCTIONS: dict[str, Function] = {
     f.name: f
     for f in (
-        Function("exp", np.exp, lambda u: Func("exp", u), "exp", r"\exp"),
-        Function("log", np.log, lambda u: Power(u, MINUS_ONE), "log", r"\log"),
+        Function("exp", np.exp, _same("exp"), lambda u: Func("exp", u), "exp", r"\exp"),
+        Function("log", np.log, _same("log"), lambda u: Power(u, MINUS_ONE), "log", r"\log"),
         Function(
             "log1p",
             np.log1p,
+            _same("log1p"),
             lambda u: Power(Sum((ONE, u)), MINUS_ONE),
             "log1p",
             r"\operatorname{log1p}",
         ),
-        Function("sin", np.sin, lambda u: Func("cos", u), "sin", r"\sin"),
-        Function("cos", np.cos, lambda u: _elementwise(MINUS_ONE, Func("sin", u)), "cos", r"\cos"),
+        Function("sin", np.sin, _same("sin"), lambda u: Func("cos", u), "sin", r"\sin"),
         Function(
-            "tan", np.tan, lambda u: Sum((ONE, Power(Func("tan", u), Number(2)))), "tan", r"\tan"
+            "cos",
+            np.cos,
+            _same("cos"),
+            lambda u: _elementwise(MINUS_ONE, Func("sin", u)),
+            "cos",
+            r"\cos",
+        ),
+        Function(
+            "tan",
+            np.tan,
+            _same("tan"),
+            lambda u: Sum((ONE, Power(Func("tan", u), Number(2)))),
+            "tan",
+            r"\tan",
         ),
         Function(
             "tanh",
             np.tanh,
+            _same("tanh"),
             lambda u: _one_minus(Power(Func("tanh", u), Number(2))),
             "tanh",
             r"\tanh",
@@ -77,17 +97,35 @@ FUNCTIONS: dict[str, Function] = {
         Function(
             "sqrt",
             np.sqrt,
+            _same("sqrt"),
             lambda u: _elementwise(Number("1/2"), Power(Func("sqrt", u), MINUS_ONE)),
             "sqrt",
             r"\sqrt",
         ),
-        Function("abs", np.abs, lambda u: Func("sign", u), "abs", r"\operatorname{abs}"),
-        Function("sign", np.sign, None, "sign", r"\operatorname{sign}"),
-        Function("step", _step, None, "step", r"\operatorname{step}"),
-        Function("relu", _relu, lambda u: Func("step", u), "relu", r"\operatorname{relu}"),
+        Function(
+            "abs", np.abs, _same("abs"), lambda u: Func("sign", u), "abs", r"\operatorname{abs}"
+        ),
+        Function("sign", np.sign, _same("sign"), None, "sign", r"\operatorname{sign}"),
+        Function(
+            "step",
+            _step,
+            lambda xp, u: xp.astype(u > 0, u.dtype),
+            None,
+            "step",
+            r"\operatorname{step}",
+        ),
+        Function(
+            "relu",
+            _relu,
+            lambda xp, u: xp.where(u > 0, u, xp.zeros_like(u)),
+            lambda u: Func("step", u),
+            "relu",
+            r"\operatorname{relu}",
+        ),
         Function(
             "sigmoid",
             _sigmoid,
+            lambda xp, u: 0.5 * (xp.tanh(0.5 * u) + 1),
             lambda u: _elementwise(Func("sigmoid", u), _one_minus(Func("sigmoid", u))),
             "σ",
             r"\sigma",
@@ -95,6 +133,7 @@ FUNCTIONS: dict[str, Function] = {
         Function(
             "softplus",
             _softplus,
+            lambda xp, u: xp.logaddexp(xp.zeros_like(u), u),
             lambda u: Func("sigmoid", u),
             "softplus",
             r"\operatorname{softplus}",

@@ -119,12 +119,16 @@ class TextPrinter:
         return self.indexed(self.delta, node.indices), ATOM
 
     def _print_Epsilon(self, node: Epsilon, held):
-        if _has_repeats(node.indices):
-            return "0", ATOM
+        if _repeated(node.indices) - held:
+            return self.diagonal(node)
         return self.indexed(self.epsilon, node.indices), ATOM
 
     def diagonal(self, node) -> tuple[str, int]:
         """A tensor with a repeated index kept, e.g. diag(A)_i, as Σ_j(A_ij ⊙ δ_ij)."""
+        if isinstance(node, Delta) and len(set(node.indices)) == 1:
+            index = node.indices[0]  # ones over i: Σ_j δ_ij
+            fresh = fresh_index({index})
+            return self.sum_over([fresh], self.indexed(self.delta, (index, fresh))), ATOM
         seen, indices, deltas, extra = set(), [], [], []
         avoid = set(node.indices)
         for index in node.indices:
@@ -150,10 +154,13 @@ class TextPrinter:
     def _print_Power(self, node: Power, held):
         base = self.wrap(node.base, ATOM, held)
         exponent = node.exponent
+        negative, magnitude = _split_sign(exponent)
         if isinstance(exponent, Number) and exponent.value.denominator == 1:
             text = str(exponent.value)
+        elif negative and not isinstance(exponent, Number):  # x^-y
+            text = f"{self.minus}{self.wrap(magnitude, POWER, held)}"
         else:
-            text = self.wrap(exponent, ATOM, held)
+            text = self.wrap(exponent, POWER, held)  # right-associative: a^b^c
         return self.power(base, text), POWER
 
     def _print_Sum(self, node: Sum, held):
@@ -174,7 +181,11 @@ class TextPrinter:
             groups.append(base.wrt.indices)
             base = base.expr
         groups.reverse()
-        if isinstance(base, Tensor) and not _has_repeats(base.indices):
+        if (
+            isinstance(base, Tensor)
+            and base.name == node.wrt.name
+            and not _has_repeats(base.indices)
+        ):
             return self.comma_subscript(base.name, base.indices, groups), ATOM
         return self.comma_subscript(self.parens(self.show(base, held)[0]), (), groups), ATOM
 
@@ -191,7 +202,10 @@ class TextPrinter:
         denominators = [f.base for f in factors if _is_reciprocal(f)]
         numerator_free = set().union(*(f.free for f in numerators))
         if denominators and all(d.free <= out and d.free <= numerator_free for d in denominators):
-            text, precedence = self.product_text(numerators, out, held)
+            if numerators or coefficient == 1:
+                text, precedence = self.product_text(numerators, out, held)
+            else:  # 2 / x: the coefficient is the numerator
+                (text, precedence), coefficient = self.number(coefficient), Fraction(1)
             for denominator in denominators:
                 numerator = self.wrap_text(text, precedence, PRODUCT)
                 text = self.divide(numerator, self.wrap(denominator, POWER, held))
@@ -250,7 +264,9 @@ class TextPrinter:
             elif len(group) == 1:
                 texts.append(self.juxtaposed(group[0], factors, inner_held))
             else:
-                parts = [self.wrap(factors[p], NEGATION + 1, inner_held) for p in group]
+                parts = [
+                    self.hadamard_part(factors[p], inner_held, k == 0) for k, p in enumerate(group)
+                ]
                 texts.append(self.hadamard.join(parts))
         if explicit:
             body = self.times.join(
@@ -264,13 +280,24 @@ class TextPrinter:
             self.parens(t) if len(g) > 1 else t for t, g in zip(texts, groups, strict=True)
         ), PRODUCT
 
+    def hadamard_part(self, factor: Expr, held, first: bool) -> str:
+        """An operand of ⊙; a leading nested ⊙ chain that sums nothing needs no parentheses
+        (⊙ groups to the left)."""
+        text, precedence = self.show(factor, held)
+        if first and precedence == HADAMARD and isinstance(factor, Product) and not factor.summed:
+            return text
+        return self.wrap_text(text, precedence, NEGATION + 1)
+
     def juxtaposed(self, position: int, factors: list[Expr], held) -> str:
         """A factor inside a juxtaposition; nested products whose dummies clash get parentheses."""
         factor = factors[position]
         if isinstance(factor, Product):
             others = set().union(*(f.all_indices for p, f in enumerate(factors) if p != position))
             text, precedence = self.show(factor, held)
-            if factor.summed & others or precedence < PRODUCT:
+            bound = factor.all_indices - factor.free  # summed anywhere inside
+            if precedence == ATOM:
+                return text  # an explicit Σ(...) already scopes its indices
+            if bound & others or precedence < PRODUCT:
                 return self.parens(text)
             return text
         return self.wrap(factor, POWER, held)
@@ -341,7 +368,7 @@ class LatexPrinter(TextPrinter):
             )
         if value < 0:
             return f"-{text}", NEGATION
-        return text, ATOM
+        return text, PRODUCT if "frac" in text else ATOM
 
 
 @deep_recursion

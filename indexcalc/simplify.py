@@ -31,6 +31,7 @@ from .expr import (
     deep_recursion,
     fresh_indices,
     rename,
+    small_power,
 )
 
 # f(c) for numbers c where the value is exact.
@@ -54,6 +55,9 @@ class Algebra:
     def __init__(self, symmetric: Iterable[str] = ()):
         self.symmetric = frozenset(symmetric)
         self._canon: dict[Expr, tuple] = {}
+        self._skeleton_ids: dict[tuple, int] = {}
+        self._skeletons: list[tuple] = []
+        self._texts: dict[int, str] = {}
         self._simplified: dict[Expr, Expr] = {}
 
     # -- constructors -----------------------------------------------------------------
@@ -85,7 +89,8 @@ class Algebra:
     def _term_order(self, term: Expr) -> tuple:
         """Positive terms first, then by canonical key, so `X - U V` reads as written."""
         coefficient, rest = split_coefficient(term)
-        return coefficient < 0, str(self.term_key(rest))
+        skeleton, names = self.term_key(rest)
+        return coefficient < 0, self.skeleton_text(skeleton), str(names)
 
     def scale(self, coefficient, node: Expr) -> Expr:
         return self.multiply((Number(coefficient), node), node.free)
@@ -125,7 +130,12 @@ class Algebra:
                 return ONE
             if n == 1:
                 return base
-            if isinstance(base, Number) and n.denominator == 1 and not (base.value == 0 and n < 0):
+            if (
+                isinstance(base, Number)
+                and n.denominator == 1
+                and not (base.value == 0 and n < 0)
+                and small_power(base.value, n)
+            ):
                 return Number(base.value ** int(n))
             if isinstance(base, Power) and isinstance(base.exponent, Number) and n.denominator == 1:
                 return self.power(base.base, Number(base.exponent.value * n))
@@ -177,21 +187,35 @@ class Algebra:
         skeleton, names = self.canonical(node)
         return skeleton, self._instance(node, tuple((0, n) for n in names))
 
-    def canonical(self, node: Expr) -> tuple[tuple, tuple[str, ...]]:
+    def canonical(self, node: Expr) -> tuple[int, tuple[str, ...]]:
         """(skeleton, names): the node with its free indices replaced by positions
-        ``("f", k)``, and the free index name at each position."""
+        ``("f", k)``, interned as a small int, and the free index name at each position."""
         cached = self._canon.get(node)
         if cached is None:
-            cached = self._canonical(node)
+            shallow, names = self._canonical(node)
+            skeleton = self._skeleton_ids.setdefault(shallow, len(self._skeletons))
+            if skeleton == len(self._skeletons):
+                self._skeletons.append(shallow)
+            cached = (skeleton, names)
             self._canon[node] = cached
         return cached
 
+    def skeleton_text(self, skeleton: int) -> str:
+        """A stable text for a skeleton, for ordering terms the same way in every run."""
+        text = self._texts.get(skeleton)
+        if text is None:
+            tag, label, payload = self._skeletons[skeleton]
+            if tag in "NTDE":
+                text = f"{tag}{label}{payload}"
+            else:
+                inner = ",".join(f"{self.skeleton_text(c)}{p}" for c, p in payload)
+                text = f"{tag}{label}({inner})"
+            self._texts[skeleton] = text
+        return text
+
     def _instance(self, node: Expr, mapped: tuple) -> tuple:
         """The placeholders of a child as seen from its parent; symmetric ones sorted."""
-        symmetric = isinstance(node, Delta) or (
-            isinstance(node, Tensor) and node.name in self.symmetric
-        )
-        return tuple(sorted(mapped)) if symmetric else mapped
+        return tuple(sorted(mapped)) if self._is_symmetric(node) else mapped
 
     def _child_key(self, child: Expr, mapping: dict) -> tuple:
         skeleton, names = self.canonical(child)
@@ -199,7 +223,7 @@ class Algebra:
 
     def _canonical(self, node: Expr) -> tuple[tuple, tuple[str, ...]]:
         if isinstance(node, Number):
-            return ("N", node.value), ()
+            return ("N", "", node.value), ()
         if isinstance(node, (Tensor, Delta, Epsilon)):
             names = tuple(dict.fromkeys(node.indices))
             positions = tuple(("f", names.index(i)) for i in node.indices)
@@ -218,38 +242,54 @@ class Algebra:
         return (tag, label, tuple(self._child_key(c, mapping) for c in children)), names
 
     def _canonical_product(self, node: Product) -> tuple[tuple, tuple[str, ...]]:
+        """Number the product's indices by how they connect its factors, not by their names.
+
+        Colour refinement: a factor's colour is its skeleton plus the colours of its
+        indices; an index's colour is the multiset of (factor colour, slot) it occupies.
+        Indices are then numbered in colour order, so renaming dummies or reordering
+        factors gives the same key; a symmetric tensor's slots are interchangeable.
+        """
         out = set(node.out)
-
-        def shape(factor):
-            skeleton, names = self.canonical(factor)
-            return str((skeleton, tuple("o" if n in out else "s" for n in names)))
-
-        ordered = sorted(node.factors, key=shape)
-        mapping: dict[str, tuple] = {}
-        free_names: list[str] = []
-        summed = 0
-        for factor in ordered:
-            for name in self.canonical(factor)[1]:
-                if name in mapping:
-                    continue
-                if name in out:
-                    mapping[name] = ("f", len(free_names))
-                    free_names.append(name)
-                else:
-                    mapping[name] = ("b", summed)
-                    summed += 1
-        keys = sorted((self._child_key(f, mapping) for f in node.factors), key=str)
-        return ("P", tuple(keys)), tuple(free_names)
+        factors = node.factors
+        info = [self.canonical(f) for f in factors]
+        symmetric = [self._is_symmetric(f) for f in factors]
+        names = list(dict.fromkeys(n for _, ns in info for n in ns))
+        index_colour = {n: 0 if n in out else 1 for n in names}
+        factor_colour = _rank_colours([skeleton for skeleton, _ in info])
+        for _ in range(3 if len(factors) > 2 else 1):
+            slots: dict[str, list] = {n: [] for n in names}
+            for k, (_, ns) in enumerate(info):
+                for position, n in enumerate(ns):
+                    slots[n].append((factor_colour[k], -1 if symmetric[k] else position))
+            index_colour = dict(
+                zip(
+                    names,
+                    _rank_colours([(index_colour[n], tuple(sorted(slots[n]))) for n in names]),
+                    strict=True,
+                )
+            )
+            factor_colour = _rank_colours(
+                [
+                    (skeleton, self._instance(f, tuple(index_colour[n] for n in ns)))
+                    for f, (skeleton, ns) in zip(factors, info, strict=True)
+                ]
+            )
+        ranked = sorted(names, key=lambda n: (n not in out, index_colour[n]))
+        free_names = [n for n in ranked if n in out]
+        mapping = {n: ("f", k) for k, n in enumerate(free_names)}
+        mapping.update({n: ("b", k) for k, n in enumerate(n for n in ranked if n not in out)})
+        keys = sorted(self._child_key(f, mapping) for f in factors)
+        return ("P", "", tuple(keys)), tuple(free_names)
 
     def _canonical_sum(self, node: Sum) -> tuple[tuple, tuple[str, ...]]:
-        def shape(term):
-            return str(self.canonical(term)[0])
-
-        ordered = sorted(node.terms, key=shape)
+        ordered = sorted(node.terms, key=lambda t: self.canonical(t)[0])
         names = tuple(dict.fromkeys(n for t in ordered for n in self.canonical(t)[1]))
         mapping = {n: ("f", k) for k, n in enumerate(names)}
-        keys = sorted((self._child_key(t, mapping) for t in node.terms), key=str)
-        return ("S", tuple(keys)), names
+        keys = sorted(self._child_key(t, mapping) for t in node.terms)
+        return ("S", "", tuple(keys)), names
+
+    def _is_symmetric(self, node: Expr) -> bool:
+        return isinstance(node, Delta) or (isinstance(node, Tensor) and node.name in self.symmetric)
 
     # -- product helpers --------------------------------------------------------------
 
@@ -298,8 +338,19 @@ class Algebra:
                 merged.append(factor)
             elif base not in emitted:
                 emitted.add(base)
-                merged.append(self.power(base, Number(sum(exponents[base]))))
-        return [f for f in merged if f is not ONE]
+                total = sum(exponents[base])
+                if total == 0:
+                    # f ⊙ f^-1 is 1, but keeps f's indices: ones, via δ_ii, contracted later.
+                    merged.extend(Delta((i, i)) for i in sorted(base.free))
+                else:
+                    merged.append(self.power(base, Number(total)))
+        return _contract_deltas(merged, out)
+
+
+def _rank_colours(colours: list) -> list[int]:
+    """Each colour replaced by its rank among the distinct colours."""
+    order = {c: k for k, c in enumerate(sorted(set(colours)))}
+    return [order[c] for c in colours]
 
 
 def split_coefficient(node: Expr) -> tuple[Fraction, Expr]:

@@ -26,6 +26,7 @@ from .errors import (
     Position,
 )
 from .expr import (
+    MAX_DIGITS,
     MINUS_ONE,
     Delta,
     Derivative,
@@ -40,6 +41,7 @@ from .expr import (
     deep_recursion,
     fresh_index,
     rename,
+    small_power,
 )
 from .functions import ALIASES, FUNCTIONS, lookup
 
@@ -187,6 +189,8 @@ class Builder(lark.Transformer):
                 right.start,
             )
         right_expr = right.expr if sign > 0 else _negate(right.expr)
+        if isinstance(left.expr, Number) and isinstance(right_expr, Number):
+            return Piece(_number(left.expr.value + right_expr.value, left.start, self), left.start)
         terms = [*_terms(left.expr), *_terms(right_expr)]
         return Piece(Sum(terms), left.start, {**right.index_positions, **left.index_positions})
 
@@ -246,10 +250,10 @@ class Builder(lark.Transformer):
                 denominator.position_of(min(extra)),
             )
         num, den = numerator.expr, denominator.expr
+        if isinstance(den, Number) and den.value == 0:
+            raise self.error(ParseError, "division by zero", denominator.start)
         if isinstance(num, Number) and isinstance(den, Number):
-            if den.value == 0:
-                raise self.error(ParseError, "division by zero", denominator.start)
-            return Piece(Number(num.value / den.value), numerator.start)
+            return Piece(_number(num.value / den.value, numerator.start, self), numerator.start)
         expr = Product((num, Power(den, MINUS_ONE)), num.free)
         return Piece(expr, numerator.start, numerator.index_positions)
 
@@ -266,14 +270,15 @@ class Builder(lark.Transformer):
         if isinstance(b, Number) and isinstance(e, Number) and e.value.denominator == 1:
             if b.value == 0 and e.value < 0:
                 raise self.error(ParseError, "zero to a negative power", base.start)
-            return Piece(Number(b.value ** int(e.value)), base.start)
+            if small_power(b.value, e.value):
+                return Piece(_number(b.value ** int(e.value), base.start, self), base.start)
         return Piece(Power(b, e), base.start, base.index_positions)
 
     # -- atoms -------------------------------------------------------------------------
 
     def number(self, items):
         (token,) = items
-        return Piece(Number(Fraction(str(token))), _pos(token))
+        return Piece(_number(Fraction(str(token)), _pos(token), self), _pos(token))
 
     def tensor(self, items):
         name_token = items[0]
@@ -406,7 +411,7 @@ class Builder(lark.Transformer):
             names = [i for group in groups for i, _ in group]
             pairs = zip(groups[0], groups[1], strict=True)
             out = _once(names)
-            node = Product([Delta((a, b)) for (a, _), (b, _) in pairs], out)
+            node = _product([Delta((a, b)) for (a, _), (b, _) in pairs], out)
             flat = [entry for group in groups for entry in group]
             return Piece(node, position, {i: p for i, p in flat if i in out})
         if len(subscript.indices) < 2:
@@ -522,6 +527,14 @@ class Builder(lark.Transformer):
             )
 
 
+def _number(value: Fraction, position: Position, builder: Builder) -> Number:
+    if max(abs(value.numerator), value.denominator).bit_length() > MAX_DIGITS * 3.33:
+        raise builder.error(
+            ParseError, f"number too large or too precise (over {MAX_DIGITS} digits)", position
+        )
+    return Number(value)
+
+
 def _show(indices) -> str:
     return "{" + ", ".join(indices) + "}" if indices else "{} (none)"
 
@@ -541,6 +554,14 @@ def _negate(expr: Expr) -> Expr:
     return Product((MINUS_ONE, expr), expr.free)
 
 
+def _is_delta_product(node: Expr) -> bool:
+    return (
+        isinstance(node, Product)
+        and not node.summed
+        and all(isinstance(f, Delta) for f in node.factors)
+    )
+
+
 def _product(factors: list[Expr], out) -> Expr:
     """An Einstein product with its number factors folded into one leading coefficient."""
     coefficient = Fraction(1)
@@ -548,10 +569,14 @@ def _product(factors: list[Expr], out) -> Expr:
     for factor in factors:
         if isinstance(factor, Number):
             coefficient *= factor.value
+        elif _is_delta_product(factor):
+            rest.extend(factor.factors)  # δ_{(ij)(kl)} joins the product it stands in
         else:
             rest.append(factor)
     if not rest:
         return Number(coefficient)
+    if coefficient == 1 and len(rest) == 1 and rest[0].free == set(out):
+        return rest[0]
     if coefficient != 1:
         rest.insert(0, Number(coefficient))
     return Product(rest, out)
@@ -576,6 +601,8 @@ def parse(text: str, var: str = "x") -> Expr:
     """
     if not isinstance(text, str):
         raise ParseError(f"expected notation as a string, got {type(text).__name__}")
+    if not isinstance(var, str):
+        raise ParseError(f"the variable must be named by a string, not {type(var).__name__}")
     if not _is_identifier(var):
         raise ParseError(f"the variable name must be a tensor name, not {var!r}")
     parser, builder = _parser()
@@ -615,6 +642,9 @@ _TERMINAL_NAMES = {
     "MINUS": "'-'",
     "EQUAL": "'='",
     "$END": "the end of the input (a new line ends the expression)",
+    "NL": "a new line",
+    "_NL": "a new line",
+    "SEMICOLON": "';'",
 }
 
 
@@ -630,19 +660,35 @@ def _syntax_error(text: str, error: lark.exceptions.UnexpectedInput) -> ParseErr
     if isinstance(error, lark.exceptions.UnexpectedToken):
         token = error.token
         expected = set(error.expected)
+        operand = bool(expected & _OPERAND_STARTS)
         if token.type == "$END":
             position = _end_position(text)
+            if "RBRACE" in expected:
+                return ParseError("unexpected end of input: a '_{' is never closed", text, position)
             if "RPAR" in expected:
                 return ParseError("unexpected end of input: a '(' is never closed", text, position)
+            if expected & {"NL", "SEMICOLON", "_NL"} and not operand:
+                return ParseError(
+                    "the program ends after a definition: add the expression to compute "
+                    "as its last line, e.g. 'a = 2 x; a'",
+                    text,
+                    position,
+                )
             return ParseError(
                 f"unexpected end of input: expected {_describe(expected)}", text, position
             )
         if token.type == "RPAR":
+            before = text[: token.start_pos].rstrip()
+            if before.endswith(("(", "+", "-", "*", "/", "^", "⊙", "=", ",")):
+                return ParseError("expected an expression before ')'", text, position)
             return ParseError("unbalanced ')': there is no '(' to close", text, position)
         return ParseError(
             f"unexpected {str(token)!r}: expected {_describe(expected)}", text, position
         )
     return ParseError("the input could not be parsed", text, position)
+
+
+_OPERAND_STARTS = {"NUMBER", "NAME", "CALL", "LPAR", "SUM", "DELTA", "EPS"}
 
 
 def _describe(expected: set[str]) -> str:

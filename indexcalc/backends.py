@@ -1,0 +1,361 @@
+"""Array backends: the few array operations a compiled plan performs, per library.
+
+`NumpyBackend` is the default and the fast path: pairwise contractions run as ``@``,
+``tensordot`` or ``einsum`` in the order opt_einsum plans. `ArrayApiBackend` serves JAX,
+PyTorch, CuPy and dask: contractions go through opt_einsum's backend dispatch and
+elementwise functions through the inputs' array API namespace (array_api_compat), so
+results stay on the backend, on its device, and dask stays lazy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import string
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import opt_einsum
+
+from .errors import EvaluationError
+from .functions import FUNCTIONS
+
+BACKENDS = ("numpy", "auto", "jax", "torch", "cupy", "dask")
+
+# Where each backend's array API namespace lives, and the extra that installs it.
+_NAMESPACES = {
+    "jax": ("jax.numpy", "jax"),
+    "torch": ("array_api_compat.torch", "torch"),
+    "cupy": ("array_api_compat.cupy", "cupy"),
+    "dask": ("array_api_compat.dask.array", "dask"),
+}
+
+
+def identity(a):
+    return a
+
+
+def library_of(value) -> str:
+    """Which array library `value` belongs to; lists, scalars and NumPy count as numpy."""
+    import array_api_compat
+
+    checks = (
+        ("torch", array_api_compat.is_torch_array),
+        ("jax", array_api_compat.is_jax_array),
+        ("cupy", array_api_compat.is_cupy_array),
+        ("dask", array_api_compat.is_dask_array),
+    )
+    for name, check in checks:
+        if check(value):
+            return name
+    return "numpy"
+
+
+def resolve(requested: str, arrays: dict[str, object]) -> Backend:
+    """The backend for these arrays, given what the caller asked for."""
+    if requested not in BACKENDS:
+        raise EvaluationError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
+    libraries = {name: library_of(value) for name, value in arrays.items()}
+    foreign = {lib for lib in libraries.values() if lib != "numpy"}
+    if requested == "auto":
+        if len(foreign) > 1 or (foreign and "numpy" in libraries.values()):
+            raise EvaluationError(
+                f"the arrays mix libraries ({_describe(libraries)}); pass backend= to say "
+                f"which one to convert to, e.g. backend={sorted(foreign)[0]!r}"
+            )
+        requested = foreign.pop() if foreign else "numpy"
+    others = sorted(foreign - {requested})
+    if others:
+        hint = "backend='auto'" if requested == "numpy" else f"backend={others[0]!r}"
+        raise EvaluationError(
+            f"backend {requested!r} cannot take {others[0]} arrays ({_describe(libraries)}); "
+            f"indexcalc does not convert them silently: pass {hint}, or convert them yourself"
+        )
+    if requested == "numpy":
+        return NUMPY
+    return ArrayApiBackend(requested, arrays)
+
+
+def _describe(libraries: dict[str, str]) -> str:
+    return ", ".join(f"{name}: {lib}" for name, lib in sorted(libraries.items()))
+
+
+class NumpyBackend:
+    """NumPy, planned down to the cheapest call per contraction step."""
+
+    name = "numpy"
+
+    # -- arrays in and out ----------------------------------------------------------------
+
+    def prepare(self, name: str, value, rank: int) -> np.ndarray:
+        try:
+            array = np.asarray(value)
+        except (TypeError, ValueError) as error:
+            raise EvaluationError(
+                f"array '{name}' could not be read as an array: {error}"
+            ) from None
+        if array.dtype.kind not in "biufc":
+            raise EvaluationError(f"array '{name}' must be numeric, but its dtype is {array.dtype}")
+        if array.dtype.kind in "biu":
+            array = array.astype(np.float64)
+        _check_rank(name, array, rank)
+        return array
+
+    def key(self, arrays: Sequence[np.ndarray]) -> tuple:
+        return tuple([(a.shape, a.dtype) for a in arrays])
+
+    def scalar(self, value) -> np.ndarray:
+        return np.asarray(value)
+
+    def constant(self, array: np.ndarray) -> np.ndarray:
+        return array
+
+    def copy(self, a):
+        return np.copy(a)
+
+    def broadcast_copy(self, shape: tuple[int, ...]) -> Callable:
+        return lambda a: np.broadcast_to(a, shape).copy()
+
+    def permute(self, order: tuple[int, ...], final: bool = False) -> Callable:
+        if final:
+            return lambda a: np.ascontiguousarray(np.transpose(a, order))
+        return lambda a: a.transpose(order)
+
+    def function(self, name: str) -> Callable:
+        return FUNCTIONS[name].numpy
+
+    # -- contractions ---------------------------------------------------------------------
+
+    def einsum(self, spec: str) -> Callable:
+        return lambda *arrays: np.einsum(spec, *arrays)
+
+    def contraction(self, subscripts: list[str], output: str, shapes) -> Callable:
+        """Contract arrays with these subscripts: opt_einsum plans the pairwise order once,
+        and each pair runs as the cheapest NumPy call, without per-call dispatch."""
+        if not subscripts:
+            one = self.scalar(1.0)
+            return lambda: one
+        if len(subscripts) == 1:
+            return self.single(subscripts[0], output)
+        if len(subscripts) == 2:
+            return self.pair(subscripts[0], subscripts[1], output)
+        spec = f"{','.join(subscripts)}->{output}"
+        path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
+        # Registers: the operands first, then each intermediate as it is made.
+        live = list(subscripts)
+        registers = list(range(len(subscripts)))
+        program = []
+        for positions in path:
+            positions = sorted(positions)
+            taken = [live[p] for p in positions]
+            sources = tuple(registers[p] for p in positions)
+            for p in reversed(positions):
+                del live[p]
+                del registers[p]
+            needed = set(output).union(*live)
+            seen = dict.fromkeys(c for subs in taken for c in subs)
+            result = output if not live else "".join(c for c in seen if c in needed)
+            if len(taken) == 1:
+                run = self.single(taken[0], result)
+            elif len(taken) == 2:
+                run = self.pair(taken[0], taken[1], result)
+            else:
+                run = self.einsum(f"{','.join(taken)}->{result}")
+            program.append((sources, run))
+            live.append(result)
+            registers.append(len(subscripts) + len(program) - 1)
+        if len(subscripts) == 3 and len(program) == 2:
+            (i, j), first = program[0]
+            k, second = program[1][0][0], program[1][1]
+            return lambda *a: second(a[k], first(a[i], a[j]))
+
+        def contract(*arrays):
+            values = list(arrays)
+            for sources, run in program:
+                values.append(run(*[values[k] for k in sources]))
+            return values[-1]
+
+        return contract
+
+    def single(self, subscript: str, output: str) -> Callable:
+        if subscript == output:
+            return identity
+        return self.einsum(f"{subscript}->{output}")
+
+    def pair(self, left: str, right: str, output: str) -> Callable:
+        """The cheapest NumPy call for a two-operand contraction."""
+        shared = set(left) & set(right)
+        simple = (
+            len(set(left)) == len(left)
+            and len(set(right)) == len(right)
+            and not shared & set(output)
+            and set(left) - shared <= set(output)
+            and set(right) - shared <= set(output)
+        )
+        if not simple:
+            return self.einsum(f"{left},{right}->{output}")
+        produced = [c for c in left if c not in shared] + [c for c in right if c not in shared]
+        order = tuple(produced.index(c) for c in output)
+        if len(left) <= 2 and len(right) <= 2 and len(shared) <= 1:
+            if not shared:
+                return _then_permute(np.multiply.outer, order)
+            (c,) = shared
+            flip_left = len(left) == 2 and left[1] != c  # contracted axis must come last
+            flip_right = len(right) == 2 and right[0] != c  # and first on the right
+            if flip_left and flip_right:
+                return _then_permute(lambda a, b: a.T @ b.T, order)
+            if flip_left:
+                return _then_permute(lambda a, b: a.T @ b, order)
+            if flip_right:
+                return _then_permute(lambda a, b: a @ b.T, order)
+            return _then_permute(np.matmul, order)
+        contracted = sorted(shared)
+        axes = ([left.index(c) for c in contracted], [right.index(c) for c in contracted])
+        return _then_permute(lambda a, b: np.tensordot(a, b, axes), order)
+
+    # -- deltas ---------------------------------------------------------------------------
+
+    def broadcaster(self, carried: str, full: str, shape: tuple[int, ...]) -> Callable:
+        """Insert axes for kept indices no operand carries (a δ_ii kept as ones)."""
+        if carried == full:
+            return identity
+        positions = [full.index(c) for c in carried]
+        order = sorted(range(len(carried)), key=lambda k: positions[k])
+        index = tuple(slice(None) if c in carried else None for c in full)
+        transpose = self.permute(tuple(order)) if order != list(range(len(order))) else identity
+        return lambda a: self.broadcast_to(transpose(a)[index], shape)
+
+    def broadcast_to(self, a, shape):
+        return np.broadcast_to(a, shape)
+
+    def embedder(self, reduced: str, full: str, shape: tuple[int, ...]) -> Callable:
+        """Write a result over merged δ indices onto the diagonal of the full output."""
+        if reduced == full:
+            return identity
+        view = f"{full}->{reduced}"
+
+        def embed(a):
+            result = np.zeros(shape, dtype=np.result_type(a, np.float32))
+            np.einsum(view, result)[...] = a
+            return result
+
+        return embed
+
+
+class ArrayApiBackend(NumpyBackend):
+    """JAX, PyTorch, CuPy or dask through opt_einsum's dispatch and the array API."""
+
+    def __init__(self, name: str, arrays: dict[str, object]):
+        self.name = name
+        module, extra = _NAMESPACES[name]
+        try:
+            self.xp = importlib.import_module(module)
+        except ImportError:
+            raise EvaluationError(
+                f"backend {name!r} needs {extra}, which is not installed: "
+                f"pip install 'indexcalc[{extra}]'"
+            ) from None
+        native = [v for v in arrays.values() if library_of(v) == name]
+        self.device = _device(native[0]) if native else None
+
+    def prepare(self, name: str, value, rank: int):
+        xp = self.xp
+        if library_of(value) != self.name:
+            value = xp.asarray(NUMPY.prepare(name, value, rank), device=self.device)
+        if not (xp.isdtype(value.dtype, ("real floating", "complex floating"))):
+            if not xp.isdtype(value.dtype, ("integral", "bool")):
+                raise EvaluationError(f"array '{name}' must be numeric, not {value.dtype}")
+            value = xp.astype(value, xp.float64)
+        _check_rank(name, value, rank)
+        return value
+
+    def key(self, arrays) -> tuple:
+        return (self.name, str(self.device), *[(tuple(a.shape), str(a.dtype)) for a in arrays])
+
+    def scalar(self, value):
+        return self.xp.asarray(value, device=self.device)
+
+    def constant(self, array: np.ndarray):
+        return self.xp.asarray(array, device=self.device)
+
+    def copy(self, a):
+        if self.name in ("jax", "dask"):
+            return a  # immutable arrays: nothing to protect
+        return self.xp.asarray(a, copy=True)
+
+    def broadcast_copy(self, shape: tuple[int, ...]) -> Callable:
+        xp = self.xp
+        return lambda a: self.copy(xp.broadcast_to(xp.asarray(a, device=self.device), shape))
+
+    def permute(self, order: tuple[int, ...], final: bool = False) -> Callable:
+        xp = self.xp
+        return lambda a: xp.permute_dims(a, order)
+
+    def function(self, name: str) -> Callable:
+        implementation, xp = FUNCTIONS[name].array_api, self.xp
+        return lambda u: implementation(xp, u)
+
+    def einsum(self, spec: str) -> Callable:
+        backend = self.name
+        return lambda *arrays: opt_einsum.contract(spec, *arrays, backend=backend)
+
+    def contraction(self, subscripts: list[str], output: str, shapes) -> Callable:
+        if not subscripts:
+            one = self.scalar(1.0)
+            return lambda: one
+        if len(subscripts) == 1 and subscripts[0] == output:
+            return identity
+        spec = f"{','.join(subscripts)}->{output}"
+        expression = opt_einsum.contract_expression(spec, *shapes, optimize="auto")
+        backend = self.name
+        return lambda *arrays: expression(*arrays, backend=backend)
+
+    def broadcast_to(self, a, shape):
+        return self.xp.broadcast_to(a, shape)
+
+    def embedder(self, reduced: str, full: str, shape: tuple[int, ...]) -> Callable:
+        """Multiply by identity masks to place the result on the output's diagonal."""
+        if reduced == full:
+            return identity
+        spare = iter(c for c in string.ascii_letters if c not in full)
+        distinct, masks = [], []
+        for letter in full:
+            if letter in distinct:
+                fresh = next(spare)
+                masks.append(letter + fresh)
+                distinct.append(fresh)
+            else:
+                distinct.append(letter)
+        sizes = dict(zip(distinct, shape, strict=True))
+        spec = f"{reduced},{','.join(masks)}->{''.join(distinct)}"
+        xp, backend = self.xp, self.name
+
+        def embed(a):
+            eyes = [xp.eye(sizes[m[1]], dtype=a.dtype, device=self.device) for m in masks]
+            return opt_einsum.contract(spec, a, *eyes, backend=backend)
+
+        return embed
+
+
+def _device(array):
+    import array_api_compat
+
+    return array_api_compat.device(array)
+
+
+def _check_rank(name: str, array, rank: int) -> None:
+    if array.ndim != rank:
+        raise EvaluationError(
+            f"array '{name}' has {array.ndim} axes (shape {tuple(array.shape)}) but the "
+            f"expression indexes it with {rank} {'index' if rank == 1 else 'indices'}"
+        )
+
+
+def _then_permute(function, order: tuple[int, ...]):
+    """`function`, with its result's axes permuted by `order` unless that is the identity."""
+    if order == tuple(range(len(order))):
+        return function
+    return lambda a, b: np.transpose(function(a, b), order)
+
+
+NUMPY = NumpyBackend()
+Backend = NumpyBackend
