@@ -1,0 +1,644 @@
+"""The `indexcalc` command line: diff, simplify, eval and check, a thin layer over the API.
+
+Every subcommand reads EXPR as notation, ``-`` for standard input or ``@file``. A user
+error (an `IndexCalcError`, or a file, literal or option that cannot be read) prints one
+message prefixed ``indexcalc: error:`` and exits 2; anything else is a bug and exits 3.
+``--debug`` adds the traceback.
+
+Testing hook: with the environment variable ``INDEXCALC_CHECK_CORRUPT=1``, ``check``
+multiplies the symbolic derivative by 1.001 before comparing, so tests can watch a wrong
+derivative fail. It is deliberately not in ``--help``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+import traceback
+import zipfile
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+import indexcalc as ic
+
+from .expr import Delta, Epsilon, Expr, Tensor, deep_recursion
+from .printing import PRINTERS
+
+EXIT_OK = 0
+EXIT_CHECK_FAILED = 1
+EXIT_USER_ERROR = 2
+EXIT_INTERNAL_ERROR = 3
+EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141
+
+CORRUPT_ENV = "INDEXCALC_CHECK_CORRUPT"
+DEFAULT_SIZE = 3  # `check`: the size of an index that --dims does not give
+# `check`: inputs drawn uniformly from [RANDOM_LOW, RANDOM_HIGH) keep log, sqrt, x^0.5 defined
+RANDOM_LOW = 0.5
+RANDOM_HIGH = 1.5
+RELATIVE_STEP = 1e-6  # `check`: finite-difference step, relative to max(1, |value|)
+UNICODE_PROBE = "δ⊙Σσε"
+
+EXIT_CODES = """\
+exit codes:
+  0    success (check: the derivative matches finite differences)
+  1    check: the derivative does not match finite differences
+  2    user error: bad notation, options, arrays or files
+  3    internal error: a bug in indexcalc (rerun with --debug and report it)
+  130  interrupted
+  141  standard output closed early (as in indexcalc eval ... | head)"""
+
+MAIN_EPILOG = f"""\
+examples:
+  indexcalc diff "x_i A_ij x_j" --wrt x_k
+  indexcalc diff "tanh(W_ij x_j)" --wrt W_gh --format latex
+  indexcalc simplify "(x_i x_i)_{{,k}}"
+  indexcalc eval "A_ij x_j" "A=[[1,2],[3,4]]" "x=[1,1]"
+  indexcalc check "log(x_i A_ij x_j)" --wrt x_k
+
+EXPR is notation, "-" to read it from standard input, or @FILE to read it from a file.
+A program may define names first: "a_i = A_ij x_j; a_i a_i".
+
+{EXIT_CODES}"""
+
+DIFF_EPILOG = """\
+examples:
+  indexcalc diff "x_i A_ij x_j" --wrt x_k
+      x_i A_ik + A_kj x_j
+  indexcalc diff "x_i A_ij x_j" --wrt x_k --symmetric A
+      2 A_kj x_j
+  indexcalc diff "x_i A_ij x_j" --wrt x_k --wrt x_l
+      A_kl + A_lk
+  indexcalc diff "sigmoid(W_ij x_j)" --wrt x_k --format ascii
+      sigmoid(W_ij x_j) .* (1 - sigmoid(W_ij x_j)) .* W_ik
+  indexcalc diff "tanh(W_ij x_j)" --wrt x_k --format latex
+  indexcalc diff "(x_i x_i)_{,k}"
+      2 x_k
+  echo "a_i = A_ij x_j; a_i a_i" | indexcalc diff - --wrt x_k"""
+
+SIMPLIFY_EPILOG = """\
+examples:
+  indexcalc simplify "A_kj x_j + A_kl x_l"
+      2 A_kj x_j
+  indexcalc simplify "delta_ij delta_jk v_k"
+      v_i
+  indexcalc simplify "(x_i A_ij x_j)_{,k}" --symmetric A
+      2 A_kj x_j
+  indexcalc simplify "(A_ij f_j)_{,k}" --var f --format latex
+      A_{ik}"""
+
+EVAL_EPILOG = """\
+VALUE is one of
+  a .npy file                     A=A.npy
+  a .npz file and a key           A=arrays.npz:A  (the key may be left out if there is one array)
+  a .csv or .txt file             A=A.csv  (comma-separated)   A=A.txt  (whitespace-separated)
+  an inline literal               x=[1,2,3]  A=[[1,2],[3,4]]  c=2.5  c=-1e-3
+
+examples:
+  indexcalc eval "A_ij x_j" "A=[[1,2],[3,4]]" "x=[1,1]"
+      [3. 7.]
+  indexcalc eval "A_ij" "A=[[1,2],[3,4]]" --out ji
+      [[1. 3.]
+       [2. 4.]]
+  indexcalc eval "c x_i x_i" c=0.5 "x=[3,4]"
+      12.5
+  indexcalc eval "delta_ij" --dims i=2,j=2
+      [[1. 0.]
+       [0. 1.]]
+  indexcalc eval "A_ij x_j" A=A.npy x=x.csv --save y.npy
+
+Quote literals: the shell reads [ ] as a pattern."""
+
+CHECK_EPILOG = f"""\
+Inputs are uniform random in [{RANDOM_LOW}, {RANDOM_HIGH}), so log, sqrt and fractional powers stay
+defined. An index that --dims does not size gets size {DEFAULT_SIZE}. With several --wrt, each
+derivative is checked against finite differences of the one before it. The relative
+error is the absolute error divided by max(1, max |finite difference|).
+
+examples:
+  indexcalc check "log(x_i A_ij x_j)" --wrt x_k
+  indexcalc check "tanh(W_ij x_j)" --wrt W_gh --dims i=2 --dims j=4
+  indexcalc check "x_i A_ij x_j" --wrt x_k --wrt x_l --seed 1 --tol 1e-8
+
+exit status 0 when the relative error is within --tol, 1 when it is not."""
+
+
+class InputError(ic.IndexCalcError):
+    """A command-line input that cannot be used: a file, a NAME=VALUE, a literal, --dims."""
+
+
+# -- reading inputs ------------------------------------------------------------------------
+
+
+def read_expression(argument: str) -> str:
+    """EXPR as notation: itself, standard input for ``-``, a file's text for ``@file``."""
+    if argument == "-":
+        return sys.stdin.read()
+    if argument.startswith("@"):
+        path = argument[1:]
+        try:
+            return Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            raise _file_error(path, error) from None
+    return argument
+
+
+def _file_error(path: str, error: Exception) -> InputError:
+    if isinstance(error, FileNotFoundError):
+        return InputError(f"cannot read '{path}': no such file")
+    if isinstance(error, UnicodeDecodeError):
+        return InputError(f"cannot read '{path}': it is not UTF-8 text")
+    if isinstance(error, OSError):
+        return InputError(f"cannot read '{path}': {error.strerror or error}")
+    return InputError(f"cannot read '{path}': {error}")
+
+
+def split_items(values: Iterable[str] | None) -> list[str]:
+    """Repeated options that may also be comma-separated: ``-s A -s B,C`` → A, B, C."""
+    return [item.strip() for value in values or () for item in value.split(",") if item.strip()]
+
+
+def parse_dims(values: Iterable[str] | None) -> dict[str, int]:
+    """``--dims i=3 --dims j=4,k=5`` → ``{"i": 3, "j": 4, "k": 5}``."""
+    dims: dict[str, int] = {}
+    for item in split_items(values):
+        index, equals, size = (part.strip() for part in item.partition("="))
+        if not equals or len(index) != 1 or not index.isalpha():
+            raise InputError(f"--dims {item!r}: write one index letter and its size, like i=3")
+        if not size.isdigit():
+            raise InputError(f"--dims {item!r}: the size of '{index}' must be a whole number >= 0")
+        if index in dims and dims[index] != int(size):
+            raise InputError(f"--dims gives '{index}' two sizes, {dims[index]} and {size}")
+        dims[index] = int(size)
+    return dims
+
+
+_NAME = re.compile(r"[^\W\d_][^\W_]*")
+_LITERAL_TOKEN = re.compile(
+    r"\s*(?:(?P<number>[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|inf|nan))|(?P<mark>[\[\],]))",
+    re.IGNORECASE,
+)
+
+
+def parse_literal(text: str) -> np.ndarray:
+    """An inline array: a number or nested lists of numbers, read as JSON, never evaluated.
+
+    Numbers may be written as Python or NumPy print them (``.5``, ``1.``, ``+2``, ``inf``)
+    and, as NumPy prints them, separated by spaces only (``[[1. 2.] [3. 4.]]``); they are
+    rewritten as JSON before `json.loads` reads the structure.
+    """
+    pieces, position = [], 0
+    while position < len(text.rstrip()):
+        match = _LITERAL_TOKEN.match(text, position)
+        if match is None:
+            raise InputError(
+                f"{text!r} is not a number or a list of numbers (at {text[position:]!r}); "
+                "write it like 2.5, [1,2,3] or [[1,2],[3,4]]"
+            )
+        number, mark = match["number"], match["mark"]
+        # NumPy prints [[1. 2.] [3. 4.]]: values side by side need a comma for JSON.
+        if pieces and pieces[-1] not in ("[", ",") and (number or mark == "["):
+            pieces.append(",")
+        pieces.append(json.dumps(float(number)) if number else mark)
+        position = match.end()
+    try:
+        value = json.loads("".join(pieces))
+    except ValueError as error:
+        raise InputError(
+            f"{text!r} is not a number or a list of numbers ({error.msg.lower()}); "
+            "write it like 2.5, [1,2,3] or [[1,2],[3,4]]"
+        ) from None
+    try:
+        return np.array(value, dtype=np.float64)
+    except ValueError:
+        raise InputError(f"{text!r} has rows of different lengths") from None
+
+
+def _load_npy(path: str, key: str | None) -> np.ndarray:
+    return np.load(path, allow_pickle=False)
+
+
+def _load_npz(path: str, key: str | None) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as archive:
+        keys = list(archive.files)
+        if key is None and len(keys) == 1:
+            key = keys[0]
+        if key is None:
+            raise InputError(
+                f"'{path}' holds {len(keys)} arrays; choose one with {path}:KEY, "
+                f"where KEY is one of {', '.join(keys) or '(none)'}"
+            )
+        if key not in keys:
+            raise InputError(
+                f"'{path}' has no array '{key}'; its keys are {', '.join(keys) or '(none)'}"
+            )
+        return archive[key]
+
+
+def _loadtxt(delimiter: str | None) -> Callable[[str, str | None], np.ndarray]:
+    return lambda path, key: np.loadtxt(path, delimiter=delimiter, dtype=np.float64)
+
+
+# How each kind of file is read, by its extension.
+LOADERS: dict[str, Callable[[str, str | None], np.ndarray]] = {
+    ".npy": _load_npy,
+    ".npz": _load_npz,
+    ".csv": _loadtxt(","),
+    ".txt": _loadtxt(None),
+}
+
+
+def load_value(value: str) -> np.ndarray:
+    """A VALUE: a .npy, .npz (``file.npz:key``), .csv or .txt file, or an inline literal."""
+    path, key = value, None
+    before, colon, after = value.rpartition(":")
+    if colon and before.lower().endswith(".npz"):
+        path, key = before, after
+    loader = LOADERS.get(Path(path).suffix.lower())
+    if loader is None:
+        if Path(value).is_file():
+            raise InputError(
+                f"cannot read '{value}': use a {', '.join(LOADERS)} file or an inline literal"
+            )
+        return parse_literal(value)
+    try:
+        return loader(path, key)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
+        raise _file_error(path, error) from None
+
+
+def load_arrays(assignments: Sequence[str]) -> dict[str, np.ndarray]:
+    """``NAME=VALUE`` arguments → arrays by name."""
+    arrays: dict[str, np.ndarray] = {}
+    for assignment in assignments:
+        name, equals, value = assignment.partition("=")
+        name = name.strip()
+        if not equals or not _NAME.fullmatch(name):
+            raise InputError(
+                f"{assignment!r} is not NAME=VALUE; give each array as, e.g., x=[1,2,3] or A=A.npy"
+            )
+        if name in arrays:
+            raise InputError(f"array '{name}' is given twice")
+        try:
+            arrays[name] = load_value(value.strip())
+        except InputError as error:
+            raise InputError(f"array '{name}': {error}") from None
+    return arrays
+
+
+# -- writing output ------------------------------------------------------------------------
+
+
+def _stdout_encoding() -> str:
+    return getattr(sys.stdout, "encoding", None) or "utf-8"
+
+
+def _can_encode(text: str, encoding: str) -> bool:
+    try:
+        text.encode(encoding)
+    except (UnicodeEncodeError, LookupError):
+        return False
+    return True
+
+
+def write(text: str) -> None:
+    """Print a line on standard output, escaping what its encoding cannot show."""
+    encoding = _stdout_encoding()
+    if not _can_encode(text, encoding):
+        text = text.encode(encoding, "backslashreplace").decode(encoding)
+    print(text)
+
+
+def render(expr: Expr, style: str) -> str:
+    """`expr` printed in `style`; Unicode falls back to ASCII if stdout cannot show it."""
+    if style == "unicode" and not _can_encode(UNICODE_PROBE, _stdout_encoding()):
+        style = "ascii"
+    return deep_recursion(PRINTERS[style]().doprint)(expr)
+
+
+def format_array(array: np.ndarray) -> str:
+    """NumPy's printing of the whole array (a 0-d result prints as a plain number)."""
+    if array.ndim == 0:
+        return str(array[()])
+    return np.array2string(array, threshold=sys.maxsize)
+
+
+# -- subcommands ---------------------------------------------------------------------------
+
+
+def run_symbolic(args: argparse.Namespace) -> int:
+    """diff and simplify: the derivative by each --wrt, or without one EXPR simplified."""
+    text = read_expression(args.expr)
+    symmetric = split_items(args.symmetric)
+    if args.wrt:
+        result = ic.diff(text, args.wrt, var=args.var, symmetric=symmetric)
+    else:
+        result = ic.simplify(text, var=args.var, symmetric=symmetric)
+    write(render(result, args.format))
+    return EXIT_OK
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    text = read_expression(args.expr)
+    arrays = load_arrays(args.arrays)
+    compiled = ic.compile(text, args.out, dims=parse_dims(args.dims), var=args.var)
+    unused = sorted(set(arrays) - set(compiled.inputs))
+    if unused:
+        print(
+            f"indexcalc: warning: the expression does not use {', '.join(unused)}",
+            file=sys.stderr,
+        )
+    with np.errstate(all="ignore"):
+        result = np.asarray(compiled(arrays))
+    if args.save:
+        try:
+            np.save(args.save, result)
+        except OSError as error:
+            raise InputError(f"cannot write '{args.save}': {error.strerror or error}") from None
+    else:
+        write(format_array(result))
+    return EXIT_OK
+
+
+def run_check(args: argparse.Namespace) -> int:
+    if args.seed < 0:
+        raise InputError(f"--seed must be a whole number >= 0, not {args.seed}")
+    expr = ic.parse(read_expression(args.expr), var=args.var)
+    stages = [expr]
+    for wrt in args.wrt:
+        stages.append(ic.diff(stages[-1], wrt))
+    variables = [ic.parse(wrt) for wrt in args.wrt]
+    sizes, shapes = index_sizes([expr, *variables], parse_dims(args.dims))
+    rng = np.random.default_rng(args.seed)
+    arrays = {
+        name: rng.uniform(RANDOM_LOW, RANDOM_HIGH, size=shape)
+        for name, shape in sorted(shapes.items())
+    }
+    corruption = 1.001 if os.environ.get(CORRUPT_ENV) == "1" else 1.0
+
+    write(f"derivative: {render(stages[-1], 'unicode')}")
+    worst_absolute = worst_relative = 0.0
+    out = expr.free_indices
+    with np.errstate(all="ignore"):
+        for before, derivative, variable in zip(stages[:-1], stages[1:], variables, strict=True):
+            numeric = central_difference(ic.compile(before, out, dims=sizes), arrays, variable.name)
+            out = (*out, *variable.indices)
+            symbolic = ic.compile(derivative, out, dims=sizes)(arrays) * corruption
+            if not (np.all(np.isfinite(numeric)) and np.all(np.isfinite(symbolic))):
+                write("FAILED: the values are not finite (NaN or inf) at the random inputs")
+                return EXIT_CHECK_FAILED
+            absolute = float(np.max(np.abs(symbolic - numeric), initial=0.0))
+            scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
+            worst_absolute = max(worst_absolute, absolute)
+            worst_relative = max(worst_relative, absolute / scale)
+    write(f"max abs error: {worst_absolute:.3e}")
+    write(f"max rel error: {worst_relative:.3e}")
+    if worst_relative <= args.tol:
+        write(f"ok: within tolerance {args.tol:g}")
+        return EXIT_OK
+    write(f"FAILED: max rel error {worst_relative:.3e} exceeds tolerance {args.tol:g}")
+    return EXIT_CHECK_FAILED
+
+
+# -- check: random inputs and finite differences -------------------------------------------
+
+
+def _nodes(roots: Iterable[Expr]) -> Iterable[Expr]:
+    """Every distinct node under `roots`."""
+    seen: set[Expr] = set()
+    stack = list(roots)
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            yield node
+            stack.extend(node.children)
+
+
+def index_sizes(
+    roots: Iterable[Expr], dims: Mapping[str, int]
+) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+    """A size for every index letter and a shape for every tensor under `roots`.
+
+    Letters on the same axis of a tensor, or tied by a δ, share one size: the one `dims`
+    gives any of them, the rank of an ε they index, or DEFAULT_SIZE.
+    """
+    parent: dict = {}
+
+    def find(key):
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    def union(a, b) -> None:
+        parent[find(a)] = find(b)
+
+    ranks: dict[str, int] = {}
+    reasons: list[tuple[str, int, str]] = []  # (letter, size, why)
+    for node in _nodes(roots):
+        if isinstance(node, Tensor):
+            ranks.setdefault(node.name, len(node.indices))
+            for axis, index in enumerate(node.indices):
+                union(("axis", node.name, axis), index)
+        elif isinstance(node, Delta):
+            for index in node.indices:
+                union(index, node.indices[0])
+        elif isinstance(node, Epsilon):
+            for index in node.indices:
+                find(index)
+                reasons.append((index, len(node.indices), f"ε has rank {len(node.indices)}"))
+    reasons.extend((index, size, f"--dims {index}={size}") for index, size in dims.items())
+
+    fixed: dict = {}
+    for index, size, why in reasons:
+        if index not in parent:
+            continue
+        root = find(index)
+        if root in fixed and fixed[root][0] != size:
+            letters = sorted(k for k in parent if isinstance(k, str) and find(k) == root)
+            raise InputError(
+                f"indices {', '.join(letters)} index the same axes, so they need one size, "
+                f"but {fixed[root][1]} and {why}"
+            )
+        fixed.setdefault(root, (size, why))
+
+    def size_of(key) -> int:
+        return fixed.get(find(key), (DEFAULT_SIZE,))[0]
+
+    sizes = {key: size_of(key) for key in parent if isinstance(key, str)}
+    shapes = {
+        name: tuple(size_of(("axis", name, axis)) for axis in range(rank))
+        for name, rank in ranks.items()
+    }
+    return sizes, shapes
+
+
+def central_difference(
+    function: Callable[[Mapping[str, np.ndarray]], np.ndarray],
+    arrays: Mapping[str, np.ndarray],
+    name: str,
+) -> np.ndarray:
+    """∂function/∂arrays[name] by central differences: value axes, then the array's axes."""
+    base = arrays[name]
+    value_shape = np.shape(function(arrays))
+    result = np.empty(value_shape + base.shape)
+    for position in np.ndindex(base.shape):
+        step = RELATIVE_STEP * max(1.0, abs(float(base[position])))
+        up, down = base.copy(), base.copy()
+        up[position] += step
+        down[position] -= step
+        difference = function({**arrays, name: up}) - function({**arrays, name: down})
+        result[(Ellipsis, *position)] = difference / (2 * step)
+    return result
+
+
+# -- the parser and main -------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    formatter = argparse.RawDescriptionHelpFormatter
+    parser = argparse.ArgumentParser(
+        prog="indexcalc",
+        description="Tensor calculus in Einstein index notation: differentiate, simplify,\n"
+        "evaluate and check expressions like x_i A_ij x_j.",
+        epilog=MAIN_EPILOG,
+        formatter_class=formatter,
+    )
+    parser.add_argument("--version", action="version", version=f"indexcalc {ic.__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
+
+    # Options every subcommand takes; SUPPRESS keeps a subcommand from resetting --debug.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("expr", metavar="EXPR", help='notation, "-" for standard input, or @FILE')
+    common.add_argument(
+        "--var", default="x", help="the variable comma derivatives f_{,i} are taken by (x)"
+    )
+    common.add_argument(
+        "--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS
+    )
+    symmetric = argparse.ArgumentParser(add_help=False)
+    symmetric.add_argument(
+        "--symmetric",
+        action="append",
+        metavar="NAME",
+        help="a tensor known to be symmetric (repeat, or separate names by commas)",
+    )
+    printed = argparse.ArgumentParser(add_help=False)
+    printed.add_argument(
+        "--format",
+        choices=list(PRINTERS),
+        default="unicode",
+        help="how to print the result (unicode; ascii when the terminal cannot show it)",
+    )
+    dims = argparse.ArgumentParser(add_help=False)
+    dims.add_argument(
+        "--dims",
+        action="append",
+        metavar="I=N",
+        help="the size of index I (repeat, or separate by commas: i=3,j=4)",
+    )
+
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    diff = commands.add_parser(
+        "diff",
+        parents=[common, symmetric, printed],
+        help="differentiate an expression",
+        description="Print the simplified derivative of EXPR on one line. Without --wrt,\n"
+        "carry out the comma derivatives written in EXPR.",
+        epilog=DIFF_EPILOG,
+        formatter_class=formatter,
+    )
+    diff.add_argument(
+        "--wrt",
+        action="append",
+        metavar="VAR",
+        help="the variable with fresh indices, like x_k or W_gh; repeat for successive derivatives",
+    )
+    diff.set_defaults(run=run_symbolic)
+
+    simplify = commands.add_parser(
+        "simplify",
+        parents=[common, symmetric, printed],
+        help="carry out comma derivatives and simplify",
+        description="Print EXPR simplified: comma derivatives carried out, deltas\n"
+        "contracted, like terms collected.",
+        epilog=SIMPLIFY_EPILOG,
+        formatter_class=formatter,
+    )
+    simplify.set_defaults(run=run_symbolic, wrt=None)
+
+    evaluate = commands.add_parser(
+        "eval",
+        parents=[common, dims],
+        help="evaluate an expression on arrays",
+        description="Evaluate EXPR on arrays given as NAME=VALUE and print the result.",
+        epilog=EVAL_EPILOG,
+        formatter_class=formatter,
+    )
+    evaluate.add_argument("arrays", nargs="*", metavar="NAME=VALUE", help="an input array")
+    evaluate.add_argument(
+        "--out", help="the axis order of the result, like kl (default: free indices sorted)"
+    )
+    evaluate.add_argument(
+        "--save", metavar="FILE", help="write the result to FILE (.npy) instead of printing it"
+    )
+    evaluate.set_defaults(run=run_eval)
+
+    check = commands.add_parser(
+        "check",
+        parents=[common, dims],
+        help="compare a derivative with finite differences",
+        description="Compare the symbolic derivative of EXPR with central finite differences\n"
+        "at random inputs, and print the maximum absolute and relative error.",
+        epilog=CHECK_EPILOG,
+        formatter_class=formatter,
+    )
+    check.add_argument(
+        "--wrt", action="append", required=True, metavar="VAR", help="as for diff; repeatable"
+    )
+    check.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
+    check.add_argument(
+        "--tol", type=float, default=1e-6, help="largest relative error accepted (1e-6)"
+    )
+    check.set_defaults(run=run_check)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line with `argv` (default: ``sys.argv[1:]``); return the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as stop:  # --help, --version, or a usage error already printed
+        return stop.code if isinstance(stop.code, int) else EXIT_USER_ERROR
+    try:
+        return args.run(args)
+    except ic.IndexCalcError as error:
+        return _fail(f"indexcalc: error: {error}", EXIT_USER_ERROR, args.debug)
+    except KeyboardInterrupt:
+        print("indexcalc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        # The reader went away (| head). Silence the flush of what is left at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
+    except Exception as error:
+        message = (
+            f"indexcalc: internal error: {type(error).__name__}: {error} "
+            "(a bug in indexcalc: rerun with --debug and report the traceback)"
+        )
+        return _fail(message, EXIT_INTERNAL_ERROR, args.debug)
+
+
+def _fail(message: str, code: int, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    print(message, file=sys.stderr)
+    return code

@@ -1,0 +1,320 @@
+"""The `indexcalc` command line, run as the real console script in a subprocess (issue 5)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import indexcalc as ic
+from indexcalc.cli import CORRUPT_ENV, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _command() -> list[str]:
+    """The installed console script, or `python -m indexcalc` where it is not on PATH."""
+    script = shutil.which("indexcalc")
+    return [script] if script else [sys.executable, "-m", "indexcalc"]
+
+
+COMMAND = _command()
+NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf")
+
+
+def run(
+    *args: str, stdin: str | None = None, cwd: Path | None = None, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line with `args`; `env` adds environment variables."""
+    environment = {k: v for k, v in os.environ.items() if k != CORRUPT_ENV}
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), environment.get("PYTHONPATH")])
+    )
+    environment.setdefault("PYTHONIOENCODING", "utf-8")
+    environment.update(env)
+    return subprocess.run(
+        [*COMMAND, *args],
+        input=stdin,
+        capture_output=True,
+        encoding="utf-8",
+        cwd=cwd,
+        env=environment,
+        timeout=120,
+    )
+
+
+def printed(result: subprocess.CompletedProcess[str]) -> str:
+    """The one line a successful command prints."""
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
+    return result.stdout.strip()
+
+
+def numbers(text: str) -> np.ndarray:
+    """Every number in NumPy's printing of an array, in order."""
+    return np.array([float(n) for n in NUMBER.findall(text)])
+
+
+def error_message(result: subprocess.CompletedProcess[str]) -> str:
+    """The stderr of a user error, after checking it is one: exit 2, one message, no trace."""
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("indexcalc: error: ")
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    return result.stderr
+
+
+def check_errors(output: str) -> tuple[float, float]:
+    """The maximum absolute and relative error `check` prints."""
+    absolute = re.search(r"max abs error: (\S+)", output)
+    relative = re.search(r"max rel error: (\S+)", output)
+    assert absolute and relative, output
+    return float(absolute[1]), float(relative[1])
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    return np.random.default_rng(5)
+
+
+# -- diff and simplify ---------------------------------------------------------------------
+
+
+def test_diff_prints_the_gradient_of_a_quadratic_form(rng) -> None:
+    text = printed(run("diff", "x_i A_ij x_j", "--wrt", "x_k"))
+    assert text == "x_i A_ik + A_kj x_j"
+    A, x = rng.normal(size=(3, 3)), rng.normal(size=3)
+    np.testing.assert_allclose(ic.evaluate(text, A=A, x=x), (A + A.T) @ x)
+
+
+def test_diff_with_repeated_wrt_prints_the_hessian() -> None:
+    assert printed(run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--wrt", "x_l")) == "A_kl + A_lk"
+
+
+def test_diff_with_symmetric_tensor_collects_the_transposed_term() -> None:
+    result = run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--symmetric", "A")
+    assert printed(result) == "2 A_kj x_j"
+
+
+def test_diff_without_wrt_carries_out_comma_derivatives() -> None:
+    assert printed(run("diff", "(x_i x_i)_{,k}")) == "2 x_k"
+
+
+def test_diff_format_latex_prints_latex() -> None:
+    result = run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "latex")
+    assert printed(result) == r"x_{i} \, A_{ik} + A_{kj} \, x_{j}"
+
+
+def test_diff_format_ascii_prints_notation_that_parses_back_to_the_derivative(rng) -> None:
+    text = printed(run("diff", "sigmoid(W_ij x_j)", "--wrt", "x_k", "--format", "ascii"))
+    assert text == "sigmoid(W_ij x_j) .* (1 - sigmoid(W_ij x_j)) .* W_ik"
+    W, x = rng.normal(size=(2, 3)), rng.normal(size=3)
+    s = 1 / (1 + np.exp(-W @ x))
+    np.testing.assert_allclose(ic.evaluate(text, W=W, x=x), (s * (1 - s))[:, None] * W)
+
+
+def test_simplify_collects_like_terms() -> None:
+    assert printed(run("simplify", "A_kj x_j + A_kl x_l")) == "2 A_kj x_j"
+
+
+@pytest.mark.parametrize(("encoding", "expected"), [("utf-8", "δ_ik"), ("ascii", "delta_ik")])
+def test_unicode_output_degrades_to_ascii_when_stdout_cannot_encode_it(encoding, expected) -> None:
+    result = run("diff", "x_i", "--wrt", "x_k", PYTHONIOENCODING=encoding)
+    assert printed(result) == expected
+
+
+# -- eval and its input forms --------------------------------------------------------------
+
+
+def test_eval_reads_inline_matrix_and_vector_literals() -> None:
+    result = run("eval", "A_ij x_j", "A=[[1,2],[3,4]]", "x=[1,1]")
+    np.testing.assert_array_equal(numbers(printed(result)), [3, 7])
+
+
+def test_eval_reads_scalar_literals_with_exponents_and_leading_points() -> None:
+    result = run("eval", "c x_i x_i", "c=2.5", "x=[.5, -1e-3]")
+    np.testing.assert_allclose(numbers(printed(result)), [2.5 * (0.25 + 1e-6)])
+
+
+def test_eval_reads_npy_and_saves_the_result_in_the_out_order(tmp_path, rng) -> None:
+    A = rng.normal(size=(2, 3))
+    np.save(tmp_path / "A.npy", A)
+    result = run("eval", "A_ij", "A=A.npy", "--out", "ji", "--save", "At.npy", cwd=tmp_path)
+    assert printed(result) == ""
+    np.testing.assert_array_equal(np.load(tmp_path / "At.npy"), A.T)
+
+
+def test_eval_reads_npz_by_key_and_a_single_array_npz_without_key(tmp_path, rng) -> None:
+    A, x = rng.normal(size=(3, 3)), rng.normal(size=3)
+    np.savez(tmp_path / "arrays.npz", A=A, other=np.zeros(2))
+    np.savez(tmp_path / "x.npz", x)
+    result = run("eval", "A_ij x_j", "A=arrays.npz:A", "x=x.npz", "--save", "y.npy", cwd=tmp_path)
+    printed(result)
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), A @ x)
+
+
+def test_eval_reads_csv_with_commas_and_txt_with_whitespace(tmp_path) -> None:
+    (tmp_path / "A.csv").write_text("1,2\n3,4\n")
+    (tmp_path / "x.txt").write_text("5 6\n")
+    result = run("eval", "A_ij x_j", "A=A.csv", "x=x.txt", cwd=tmp_path)
+    np.testing.assert_array_equal(numbers(printed(result)), [17, 39])
+
+
+def test_eval_reads_the_expression_from_standard_input() -> None:
+    result = run("eval", "-", "A=[[1,2],[3,4]]", "x=[1,-1]", stdin="A_ij x_j\n")
+    np.testing.assert_array_equal(numbers(printed(result)), [-1, -1])
+
+
+def test_eval_reads_a_program_with_definitions_from_a_file(tmp_path) -> None:
+    (tmp_path / "norm.ic").write_text("a_i = A_ij x_j  # the image\na_i a_i\n")
+    result = run("eval", "@norm.ic", "A=[[1,2],[3,4]]", "x=[1,1]", cwd=tmp_path)
+    np.testing.assert_array_equal(numbers(printed(result)), [3**2 + 7**2])
+
+
+def test_eval_dims_size_indices_no_array_fixes() -> None:
+    result = run("eval", "delta_ij", "--dims", "i=3", "--dims", "j=3")
+    np.testing.assert_array_equal(numbers(printed(result)).reshape(3, 3), np.eye(3))
+
+
+# -- check ---------------------------------------------------------------------------------
+
+
+def test_check_passes_for_a_correct_gradient() -> None:
+    result = run("check", "log(x_i A_ij x_j)", "--wrt", "x_k")
+    output = printed(result)
+    absolute, relative = check_errors(output)
+    assert relative <= absolute < 1e-6
+    assert "derivative: (x_i A_ik + A_kj x_j) / (x_i A_ij x_j)" in output
+
+
+def test_check_passes_for_successive_derivatives_with_dims() -> None:
+    result = run("check", "tanh(W_ij x_j)", "--wrt", "W_gh", "--wrt", "x_k", "--dims", "i=2,j=4")
+    assert check_errors(printed(result))[1] < 1e-6
+
+
+def test_check_fails_with_exit_1_when_the_derivative_is_corrupted() -> None:
+    result = run("check", "log(x_i A_ij x_j)", "--wrt", "x_k", **{CORRUPT_ENV: "1"})
+    assert result.returncode == 1, result.stderr
+    # The derivative is scaled by 1.001, so the relative error is about 1e-3 of its size.
+    assert 1e-4 < check_errors(result.stdout)[1] < 1e-3
+    assert "FAILED" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+# -- errors --------------------------------------------------------------------------------
+
+
+def test_parse_error_shows_the_source_line_with_a_caret() -> None:
+    stderr = error_message(run("diff", "x_i +* y_i", "--wrt", "x_k"))
+    assert "unexpected '*'" in stderr
+    assert "\nx_i +* y_i\n     ^\n" in stderr
+
+
+def test_missing_array_is_named() -> None:
+    stderr = error_message(run("eval", "A_ij x_j", "x=[1,2]"))
+    assert "missing array A" in stderr
+
+
+@pytest.mark.parametrize(
+    ("literal", "reason"),
+    [("x=[1,2", "not a number or a list of numbers"), ("x=[[1,2],[3]]", "different lengths")],
+)
+def test_bad_literal_is_a_user_error(literal, reason) -> None:
+    stderr = error_message(run("eval", "x_i", literal))
+    assert "array 'x'" in stderr
+    assert reason in stderr
+
+
+@pytest.mark.parametrize("args", [("eval", "x_i", "x=absent.npy"), ("simplify", "@absent.ic")])
+def test_missing_file_is_a_user_error(tmp_path, args) -> None:
+    stderr = error_message(run(*args, cwd=tmp_path))
+    assert "absent" in stderr
+    assert "no such file" in stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("eval", "delta_ij", "--dims", "ij=3"),
+        ("check", "x_i x_i", "--wrt", "x_k", "--dims", "i=three"),
+    ],
+)
+def test_bad_dims_is_a_user_error(args) -> None:
+    assert "--dims" in error_message(run(*args))
+
+
+def test_argument_without_name_is_a_user_error() -> None:
+    assert "NAME=VALUE" in error_message(run("eval", "x_i", "[1,2]"))
+
+
+def test_npz_key_that_is_absent_lists_the_keys(tmp_path) -> None:
+    np.savez(tmp_path / "arrays.npz", A=np.eye(2), b=np.ones(2))
+    stderr = error_message(run("eval", "A_ij", "A=arrays.npz:C", cwd=tmp_path))
+    assert "no array 'C'" in stderr
+    assert "A, b" in stderr
+
+
+def test_arrays_of_inconsistent_sizes_are_a_user_error() -> None:
+    stderr = error_message(run("eval", "x_i y_i", "x=[1,2]", "y=[1,2,3]"))
+    assert "index 'i'" in stderr
+
+
+def test_unknown_subcommand_is_a_usage_error_with_exit_2() -> None:
+    result = run("frobnicate")
+    assert result.returncode == 2
+    assert "usage:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_debug_adds_the_traceback_and_keeps_the_exit_code() -> None:
+    result = run("--debug", "eval", "A_ij x_j", "x=[1,2]")
+    assert result.returncode == 2
+    assert "Traceback" in result.stderr
+    assert "indexcalc: error: missing array A" in result.stderr
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    environment = {**os.environ, "PYTHONPATH": str(REPO)}
+    result = subprocess.run(
+        [sys.executable, "-m", "indexcalc", "--version"],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=120,
+    )
+    assert printed(result) == f"indexcalc {ic.__version__}"
+
+
+# -- in process: help and internal errors ----------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["diff", "simplify", "eval", "check"])
+def test_every_subcommand_help_shows_examples(capsys, command) -> None:
+    assert main([command, "--help"]) == 0
+    help_text = capsys.readouterr().out
+    assert "examples:" in help_text
+    assert f"  indexcalc {command} " in help_text
+
+
+def test_top_level_help_documents_the_exit_codes(capsys) -> None:
+    assert main(["--help"]) == 0
+    help_text = capsys.readouterr().out
+    for code, meaning in [("0", "success"), ("1", "check"), ("2", "user error"), ("3", "internal")]:
+        assert re.search(rf"^  {code}\s+{meaning}", help_text, re.MULTILINE), code
+
+
+def test_unexpected_exception_is_an_internal_error_with_exit_3(capsys, monkeypatch) -> None:
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(ic, "simplify", broken)
+    assert main(["simplify", "x_i"]) == 3
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("indexcalc: internal error: RuntimeError: boom")
+    assert "Traceback" not in stderr
