@@ -138,12 +138,37 @@ class NumpyBackend:
             return self.single(subscripts[0], output)
         if len(subscripts) == 2:
             return self.pair(subscripts[0], subscripts[1], output)
-        spec = f"{','.join(subscripts)}->{output}"
-        path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
         # Registers: the operands first, then each intermediate as it is made.
         live = list(subscripts)
         registers = list(range(len(subscripts)))
+        live_shapes = [tuple(shape) for shape in shapes]
         program = []
+        # Operands over the same indices multiply elementwise first: the cheapest step,
+        # and one opt_einsum's cost model does not always pick (σ ⊙ y ⊙ X_ij w_j).
+        groups: dict[frozenset, list[int]] = {}
+        for position, sub in enumerate(subscripts):
+            if len(set(sub)) == len(sub):
+                groups.setdefault(frozenset(sub), []).append(position)
+        for positions in groups.values():
+            if len(positions) < 2:
+                continue
+            first = subscripts[positions[0]]
+            accumulated = positions[0]  # the register holding the running product
+            for position in positions[1:]:
+                run = _elementwise(first, subscripts[position])
+                a, b = registers.index(accumulated), registers.index(position)
+                program.append(((accumulated, position), run))
+                for p in sorted((a, b), reverse=True):
+                    del live[p], registers[p], live_shapes[p]
+                accumulated = len(subscripts) + len(program) - 1
+                live.append(first)
+                live_shapes.append(tuple(shapes[positions[0]]))
+                registers.append(accumulated)
+        if len(live) == 1:
+            path = [(0,)]
+        else:
+            spec = f"{','.join(live)}->{output}"
+            path, _ = opt_einsum.contract_path(spec, *live_shapes, shapes=True, optimize="auto")
         for positions in path:
             positions = sorted(positions)
             taken = [live[p] for p in positions]
@@ -163,7 +188,7 @@ class NumpyBackend:
             program.append((sources, run))
             live.append(result)
             registers.append(len(subscripts) + len(program) - 1)
-        if len(subscripts) == 3 and len(program) == 2:
+        if len(subscripts) == 3 and len(program) == 2 and program[0][0] in ((0, 1), (0, 2), (1, 2)):
             (i, j), first = program[0]
             k, second = program[1][0][0], program[1][1]
             return lambda *a: second(a[k], first(a[i], a[j]))
@@ -348,6 +373,14 @@ def _check_rank(name: str, array, rank: int) -> None:
             f"array '{name}' has {array.ndim} axes (shape {tuple(array.shape)}) but the "
             f"expression indexes it with {rank} {'index' if rank == 1 else 'indices'}"
         )
+
+
+def _elementwise(left: str, right: str):
+    """Multiply two operands over the same indices, in `left`'s axis order."""
+    if left == right:
+        return np.multiply
+    order = tuple(right.index(c) for c in left)
+    return lambda a, b: a * np.transpose(b, order)
 
 
 def _then_permute(function, order: tuple[int, ...]):

@@ -76,7 +76,12 @@ class Algebra:
                 collected[key][0] += coefficient
             else:
                 collected[key] = [coefficient, rest]
-        result = [self.scale(c, rest) for c, rest in collected.values() if c != 0]
+        terms = [(c, rest) for c, rest in collected.values() if c != 0]
+        if constant == 0 and len(terms) > 1:
+            factored = self._factor_common(terms)
+            if factored is not None:
+                return factored
+        result = [self.scale(c, rest) for c, rest in terms]
         result.sort(key=self._term_order)
         if constant != 0:
             result.insert(0, Number(constant))
@@ -85,6 +90,31 @@ class Algebra:
         if len(result) == 1:
             return result[0]
         return Sum(result)
+
+    def _factor_common(self, terms: list[tuple[Fraction, Expr]]) -> Expr | None:
+        """Σ_t c_t (C ⊙ R_t) → C ⊙ Σ_t c_t R_t when every term is a product sharing the
+        factors C, one of which is summed over: X_il X_ik once, not once per term."""
+        if not all(isinstance(rest, Product) for _, rest in terms):
+            return None
+        out = terms[0][1].out
+        if any(rest.out != out for _, rest in terms):
+            return None
+        common = Counter(terms[0][1].factors)
+        for _, rest in terms[1:]:
+            common &= Counter(rest.factors)
+        if not any(set(f.free) - set(out) for f in common.elements()):
+            return None  # nothing summed is shared: factoring saves no contraction
+        remainders = []
+        for coefficient, rest in terms:
+            left = Counter(rest.factors)
+            left.subtract(common)
+            remainders.append((coefficient, list(left.elements())))
+        kept = {frozenset().union(*(f.free for f in r)) for _, r in remainders}
+        if len(kept) != 1:
+            return None
+        (inner_out,) = kept
+        inner = self.add(self.scale(c, self.multiply(r, inner_out)) for c, r in remainders)
+        return self.multiply([*common.elements(), inner], out)
 
     def _term_order(self, term: Expr) -> tuple:
         """Positive terms first, then by canonical key, so `X - U V` reads as written."""
