@@ -36,7 +36,14 @@ def identity(a):
 
 def library_of(value) -> str:
     """Which array library `value` belongs to; lists, scalars and NumPy count as numpy."""
-    import array_api_compat
+    if isinstance(value, (np.ndarray, np.generic, int, float, complex, list, tuple)):
+        return "numpy"
+    try:
+        import array_api_compat
+    except ImportError:  # the core install: recognise the others by their module
+        module = type(value).__module__.split(".")[0]
+        known = {"torch": "torch", "jax": "jax", "jaxlib": "jax", "cupy": "cupy", "dask": "dask"}
+        return known.get(module, "numpy")
 
     checks = (
         ("torch", array_api_compat.is_torch_array),
@@ -106,8 +113,9 @@ class NumpyBackend:
     def scalar(self, value) -> np.ndarray:
         return np.asarray(value)
 
-    def constant(self, array: np.ndarray) -> np.ndarray:
-        return array
+    def constant(self, array: np.ndarray, like: Sequence) -> np.ndarray:
+        """A constant in the floating dtype of the arrays `like`, so it promotes nothing."""
+        return array.astype(np.result_type(*[a.dtype for a in like], np.float32))
 
     def copy(self, a):
         return np.copy(a)
@@ -273,6 +281,7 @@ class ArrayApiBackend(NumpyBackend):
         self.name = name
         module, extra = _NAMESPACES[name]
         try:
+            importlib.import_module("array_api_compat")
             self.xp = importlib.import_module(module)
         except ImportError:
             raise EvaluationError(
@@ -299,8 +308,10 @@ class ArrayApiBackend(NumpyBackend):
     def scalar(self, value):
         return self.xp.asarray(value, device=self.device)
 
-    def constant(self, array: np.ndarray):
-        return self.xp.asarray(array, device=self.device)
+    def constant(self, array: np.ndarray, like: Sequence):
+        xp = self.xp
+        dtype = xp.result_type(*[a.dtype for a in like]) if like else xp.float64
+        return xp.asarray(array, dtype=dtype, device=self.device)
 
     def copy(self, a):
         if self.name in ("jax", "dask"):

@@ -171,8 +171,6 @@ class Planner:
         self.inputs: list[tuple[int, str]] = []
         self.input_slots: dict[str, int] = {}
         self.fallback = _name_sizes(compiled.expr, arrays, compiled.dims)
-        dtypes = [np.dtype(str(a.dtype)) for a in arrays.values() if backend.name == "numpy"]
-        self.float_dtype = np.result_type(*dtypes, np.float32) if dtypes else np.float64
 
     def plan(self) -> Plan:
         nodes = _postorder(self.compiled.expr)
@@ -317,8 +315,8 @@ class Planner:
         subscripts = (
             f"{''.join(letters[i] for i in node.indices)}->{''.join(letters[i] for i in axes)}"
         )
-        dense = np.einsum(subscripts, _levi_civita(rank)).astype(self.float_dtype)
-        array = self.backend.constant(dense)
+        dense = np.einsum(subscripts, _levi_civita(rank))
+        array = self.backend.constant(dense, list(self.arrays.values()))
         return Value(self.emit(lambda: array, []), axes, sizes, origin, fresh=False)
 
     def _plan_Func(self, node: Func) -> Value:
