@@ -450,6 +450,31 @@ def _rename(node: Expr, mapping: dict[str, str]) -> Expr:
     return node
 
 
+def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
+    """`node` with every summed index called one of `names` renamed to a fresh letter, so
+    those names can be used freely beside it (derivative indices, say)."""
+    if not (node.all_indices - node.free) & names:
+        return node
+    if isinstance(node, Product):
+        clashes = sorted(node.summed & names)
+        if clashes:
+            fresh = fresh_indices(len(clashes), node.all_indices | names)
+            node = Product(
+                (rename(f, dict(zip(clashes, fresh, strict=True))) for f in node.factors),
+                node.out,
+            )
+        return Product((rename_bound(f, names) for f in node.factors), node.out)
+    if isinstance(node, Sum):
+        return Sum(rename_bound(t, names) for t in node.terms)
+    if isinstance(node, Func):
+        return Func(node.name, rename_bound(node.arg, names))
+    if isinstance(node, Power):
+        return Power(rename_bound(node.base, names), rename_bound(node.exponent, names))
+    if isinstance(node, Derivative):
+        return Derivative(rename_bound(node.expr, names | set(node.wrt.indices)), node.wrt)
+    return node
+
+
 def node_count(node: Expr) -> int:
     """The number of distinct nodes in the expression DAG."""
     seen: set[int] = set()

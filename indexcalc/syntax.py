@@ -41,6 +41,7 @@ from .expr import (
     deep_recursion,
     fresh_index,
     rename,
+    rename_bound,
     small_power,
 )
 from .functions import ALIASES, FUNCTIONS, lookup
@@ -374,7 +375,8 @@ class Builder(lark.Transformer):
             fresh[index] = fresh_index(avoid)
             avoid.add(fresh[index])
         wrt = Tensor(var, (fresh.get(i, i) for i in names))
-        expr: Expr = Derivative(piece.expr, wrt)
+        inner = rename_bound(piece.expr, frozenset(wrt.indices))  # no summed index shadows
+        expr: Expr = Derivative(inner, wrt)
         positions = dict(piece.index_positions)
         positions.update({i: p for i, p in group})
         if clashes:
