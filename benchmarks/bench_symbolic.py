@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import indexcalc as ic
 from indexcalc.expr import node_count
+from indexcalc.simplify import Algebra
 
 REPEATS = 5
 DEPTH = 10
@@ -26,9 +27,11 @@ def mlp_loss(depth: int) -> str:
 
 
 def median_ms(run: Callable[[], object]) -> float:
-    """The median wall time of `run` over REPEATS calls, in milliseconds."""
+    """The median wall time of `run` over REPEATS calls, in milliseconds, each starting
+    with empty simplification caches (a cold start, as in a fresh process)."""
     times = []
     for _ in range(REPEATS):
+        Algebra._shared.clear()
         start = time.perf_counter()
         run()
         times.append((time.perf_counter() - start) * 1000)

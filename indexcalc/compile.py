@@ -180,7 +180,7 @@ class Planner:
         }
         # Equal subexpressions under other index names (tanh(W_ij x_j), tanh(W_aj x_j))
         # are computed once: the canonical form identifies them up to renaming.
-        canonical = Algebra().canonical
+        canonical = Algebra.shared().canonical
         seen: dict[int, tuple[Value, tuple[str, ...]]] = {}
         for node in nodes:
             if isinstance(node, Delta) and node not in alone:

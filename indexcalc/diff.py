@@ -181,7 +181,7 @@ def diff(
     variables = [wrt] if isinstance(wrt, (str, Tensor)) else list(wrt)
     if not variables:
         raise DifferentiationError("wrt is empty: name at least one variable, like 'x_k'")
-    algebra = Algebra(symmetric)
+    algebra = Algebra.shared(symmetric)
     result = algebra.simplify(node)
     for variable in variables:
         tensor = parse_variable(variable)

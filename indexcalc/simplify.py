@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from fractions import Fraction
+from typing import ClassVar
 
 from .expr import (
     MINUS_ONE,
@@ -52,6 +53,9 @@ _FOLDS = {
 class Algebra:
     """Simplifying constructors. `symmetric` names tensors known to equal their transpose."""
 
+    _shared: ClassVar[dict[frozenset[str], Algebra]] = {}
+    _CACHE_LIMIT = 200_000  # cached nodes before a shared instance starts afresh
+
     def __init__(self, symmetric: Iterable[str] = ()):
         self.symmetric = frozenset(symmetric)
         self._canon: dict[Expr, tuple] = {}
@@ -59,6 +63,15 @@ class Algebra:
         self._skeletons: list[tuple] = []
         self._texts: dict[int, str] = {}
         self._simplified: dict[Expr, Expr] = {}
+
+    @classmethod
+    def shared(cls, symmetric: Iterable[str] = ()) -> Algebra:
+        """One instance per symmetric set, so repeated calls reuse its caches."""
+        key = frozenset(symmetric)
+        algebra = cls._shared.get(key)
+        if algebra is None or len(algebra._canon) + len(algebra._simplified) > cls._CACHE_LIMIT:
+            algebra = cls._shared[key] = cls(key)
+        return algebra
 
     # -- constructors -----------------------------------------------------------------
 
@@ -531,7 +544,7 @@ def simplify(expr_or_text, *, symmetric: Iterable[str] = (), var: str = "x") -> 
         from .errors import IndexCalcError
 
         raise IndexCalcError(f"expected an expression or notation, got {type(node).__name__}")
-    return Algebra(symmetric).simplify(node)
+    return Algebra.shared(symmetric).simplify(node)
 
 
 __all__ = ["MINUS_ONE", "Algebra", "simplify", "split_coefficient"]
