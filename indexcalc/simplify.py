@@ -155,6 +155,7 @@ class Algebra:
         if any(_vanishes(f) for f in flat):
             return ZERO
         flat = self._merge_powers(flat, out)
+        flat = self._sigmoids(flat, out)
         coefficient *= _take_numbers(flat)
         if coefficient == 0:
             return ZERO
@@ -362,6 +363,27 @@ class Algebra:
                     flat.append(item)
         return coefficient, flat
 
+    def _sigmoids(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
+        """e^v ⊙ (1 + e^v)^-1 → σ(v), the form the chain rule gives for log(1 + e^v)."""
+        for k, factor in enumerate(factors):
+            base, exponent = _as_power(factor)
+            if exponent is None or exponent >= 0 or not _is_one_plus_exp(base):
+                continue
+            v = base.terms[1].arg
+            for m, other in enumerate(factors):
+                other_base, other_exponent = _as_power(other)
+                if m == k or other_base is not base.terms[1] or other_exponent is None:
+                    continue
+                if other_exponent <= 0 or not base.free <= out | _free_elsewhere(factors, k, m):
+                    continue
+                power = min(-exponent, other_exponent)
+                rest = [f for j, f in enumerate(factors) if j not in (k, m)]
+                rest.append(self.power(Func("sigmoid", v), Number(power)))
+                rest.append(self.power(base, Number(exponent + power)))
+                rest.append(self.power(base.terms[1], Number(other_exponent - power)))
+                return self._merge_powers([f for f in rest if f is not ONE], out)
+        return factors
+
     def _merge_powers(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
         """f ⊙ f^n → f^(n+1) for factors over which nothing is summed."""
         exponents: dict[Expr, list[Fraction]] = {}
@@ -439,6 +461,20 @@ def _take_numbers(factors: list[Expr]) -> Fraction:
         value *= number.value
         factors.remove(number)
     return value
+
+
+def _is_one_plus_exp(node: Expr) -> bool:
+    return (
+        isinstance(node, Sum)
+        and len(node.terms) == 2
+        and node.terms[0] is ONE
+        and isinstance(node.terms[1], Func)
+        and node.terms[1].name == "exp"
+    )
+
+
+def _free_elsewhere(factors: list[Expr], *skip: int) -> frozenset[str]:
+    return frozenset().union(*(f.free for j, f in enumerate(factors) if j not in skip))
 
 
 def _as_power(node: Expr) -> tuple[Expr, Fraction | None]:
