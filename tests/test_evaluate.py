@@ -714,8 +714,8 @@ def test_shared_sigmoid_is_computed_once_per_call(monkeypatch):
         assert len(calls) == call
 
 
-def test_shared_exp_is_computed_once_in_logistic_hessian(monkeypatch):
-    calls = _counting("exp", monkeypatch)
+def test_shared_sigmoid_is_computed_once_in_logistic_hessian(monkeypatch):
+    calls = _counting("sigmoid", monkeypatch)
     hessian = ic.diff("sum_i(log(1 + exp(-y_i X_ij w_j)))", ["w_k", "w_l"])
     X, y, w = ARRAYS["F"], ARRAYS["lab"], ARRAYS["x"]
     result = ic.evaluate(hessian, X=X, y=y, w=w)
