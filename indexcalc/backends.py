@@ -72,10 +72,10 @@ def resolve(requested: str, arrays: dict[str, object]) -> Backend:
         requested = foreign.pop() if foreign else "numpy"
     others = sorted(foreign - {requested})
     if others:
-        hint = "backend='auto'" if requested == "numpy" else f"backend={others[0]!r}"
         raise EvaluationError(
             f"backend {requested!r} cannot take {others[0]} arrays ({_describe(libraries)}); "
-            f"indexcalc does not convert them silently: pass {hint}, or convert them yourself"
+            f"indexcalc does not convert them silently: pass backend={others[0]!r} to "
+            f"evaluate with {others[0]} (NumPy inputs are then converted), or convert them yourself"
         )
     if requested == "numpy":
         return NUMPY
@@ -113,9 +113,15 @@ class NumpyBackend:
     def scalar(self, value) -> np.ndarray:
         return np.asarray(value)
 
-    def constant(self, array: np.ndarray, like: Sequence) -> np.ndarray:
-        """A constant in the floating dtype of the arrays `like`, so it promotes nothing."""
-        return array.astype(np.result_type(*[a.dtype for a in like], np.float32))
+    def constant(self, array: np.ndarray, like: Sequence) -> Callable:
+        """A step making a constant in the floating dtype of the arrays `like`, so it
+        promotes nothing."""
+        value = array.astype(np.result_type(*[a.dtype for a in like], np.float32))
+        return lambda: value
+
+    def unify(self, arrays: list) -> list:
+        """The inputs in one floating dtype where the library does not promote by itself."""
+        return arrays
 
     def copy(self, a):
         return np.copy(a)
@@ -308,10 +314,20 @@ class ArrayApiBackend(NumpyBackend):
     def scalar(self, value):
         return self.xp.asarray(value, device=self.device)
 
-    def constant(self, array: np.ndarray, like: Sequence):
-        xp = self.xp
+    def constant(self, array: np.ndarray, like: Sequence) -> Callable:
+        xp, device = self.xp, self.device
         dtype = xp.result_type(*[a.dtype for a in like]) if like else xp.float64
-        return xp.asarray(array, dtype=dtype, device=self.device)
+        if self.name == "jax":  # made per call: a constant cached inside a trace would leak
+            return lambda: xp.asarray(array, dtype=dtype)
+        value = xp.asarray(array, dtype=dtype, device=device)
+        return lambda: value
+
+    def unify(self, arrays: list) -> list:
+        """torch contractions need operands of one dtype; NumPy's rules pick it."""
+        if len({str(a.dtype) for a in arrays}) <= 1:
+            return arrays
+        dtype = self.xp.result_type(*arrays)
+        return [self.xp.astype(a, dtype) for a in arrays]
 
     def copy(self, a):
         if self.name in ("jax", "dask"):

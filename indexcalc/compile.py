@@ -146,6 +146,7 @@ class Compiled:
             )
         backend = resolve(self.backend, {name: given[name] for name in self._names})
         prepared = [backend.prepare(name, given[name], self.ranks[name]) for name in self._names]
+        prepared = backend.unify(prepared)
         key = backend.key(prepared)
         plan = self._plans.get(key)
         if plan is None:
@@ -182,11 +183,20 @@ class Planner:
         # are computed once: the canonical form identifies them up to renaming.
         canonical = Algebra.shared().canonical
         seen: dict[int, tuple[Value, tuple[str, ...]]] = {}
+        has_delta: dict[Expr, bool] = {}
         for node in nodes:
             if isinstance(node, Delta) and node not in alone:
+                has_delta[node] = True
                 continue
             if isinstance(node, Number):
+                has_delta[node] = False
                 self.values[node] = self._plan_Number(node)
+                continue
+            # A δ's sizes may come from dims rather than arrays: reuse only δ-free nodes,
+            # whose sizes the arrays fix through the skeleton.
+            has_delta[node] = isinstance(node, Delta) or any(has_delta[c] for c in node.children)
+            if has_delta[node]:
+                self.values[node] = getattr(self, f"_plan_{type(node).__name__}")(node)
                 continue
             skeleton, names = canonical(node)
             if skeleton in seen:
@@ -316,8 +326,8 @@ class Planner:
             f"{''.join(letters[i] for i in node.indices)}->{''.join(letters[i] for i in axes)}"
         )
         dense = np.einsum(subscripts, _levi_civita(rank))
-        array = self.backend.constant(dense, list(self.arrays.values()))
-        return Value(self.emit(lambda: array, []), axes, sizes, origin, fresh=False)
+        constant = self.backend.constant(dense, list(self.arrays.values()))
+        return Value(self.emit(constant, []), axes, sizes, origin, fresh=False)
 
     def _plan_Func(self, node: Func) -> Value:
         arg = self.values[node.arg]
