@@ -4,6 +4,7 @@ Parse index notation, differentiate it symbolically, simplify it, and evaluate i
 NumPy arrays.
 """
 
+from .codegen import CodegenError, codegen, codegen_value_and_grad
 from .compile import Compiled, compile, evaluate
 from .diff import diff
 from .errors import (
@@ -16,10 +17,12 @@ from .errors import (
     TooDeepError,
 )
 from .expr import Expr
+from .matrix import MatrixFormError, to_matrix
 from .simplify import simplify
 from .syntax import parse
 
 __all__ = [
+    "CodegenError",
     "Compiled",
     "DefinitionError",
     "DifferentiationError",
@@ -27,12 +30,16 @@ __all__ = [
     "Expr",
     "IndexCalcError",
     "IndexNotationError",
+    "MatrixFormError",
     "ParseError",
     "TooDeepError",
+    "codegen",
+    "codegen_value_and_grad",
     "compile",
     "diff",
     "evaluate",
     "parse",
     "simplify",
+    "to_matrix",
 ]
 __version__ = "0.1.0"

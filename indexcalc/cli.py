@@ -79,6 +79,12 @@ examples:
   indexcalc diff "tanh(W_ij x_j)" --wrt x_k --format latex
   indexcalc diff "(x_i x_i)_{,k}"
       2 x_k
+  indexcalc diff "x_i A_ij x_j" --wrt x_k --format matrix
+      (A + Aᵀ) x
+  indexcalc diff "(X_ij - U_ik V_kj)(X_ij - U_il V_lj)" --wrt V_gh --format matrix
+      −2 Uᵀ (X − U V)
+  indexcalc diff "x_i A_ij x_j" --wrt x_k --format python
+      (a standalone NumPy function computing the gradient)
   echo "a_i = A_ij x_j; a_i a_i" | indexcalc diff - --wrt x_k"""
 
 SIMPLIFY_EPILOG = """\
@@ -339,8 +345,22 @@ def run_symbolic(args: argparse.Namespace) -> int:
         result = ic.diff(text, args.wrt, var=args.var, symmetric=symmetric)
     else:
         result = ic.simplify(text, var=args.var, symmetric=symmetric)
+    if args.format == "python":
+        write(ic.codegen(result, name="derivative" if args.wrt else "expression").rstrip("\n"))
+        return EXIT_OK
+    if args.format == "matrix":
+        try:
+            write(ic.to_matrix(result, format=_matrix_style()))
+        except ic.MatrixFormError as error:
+            write(render(result, "unicode"))
+            print(f"indexcalc: note: no matrix form: {error}", file=sys.stderr)
+        return EXIT_OK
     write(render(result, args.format))
     return EXIT_OK
+
+
+def _matrix_style() -> str:
+    return "unicode" if _can_encode(UNICODE_PROBE + "ᵀ", _stdout_encoding()) else "ascii"
 
 
 def run_eval(args: argparse.Namespace) -> int:
@@ -532,9 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     printed = argparse.ArgumentParser(add_help=False)
     printed.add_argument(
         "--format",
-        choices=list(PRINTERS),
+        choices=[*PRINTERS, "matrix", "python"],
         default="unicode",
-        help="how to print the result (unicode; ascii when the terminal cannot show it)",
+        help="how to print the result: index notation (unicode, or ascii when the terminal "
+        "cannot show it; latex), matrix notation, or a standalone NumPy function (python)",
     )
     dims = argparse.ArgumentParser(add_help=False)
     dims.add_argument(

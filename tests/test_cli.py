@@ -119,6 +119,28 @@ def test_diff_format_ascii_prints_notation_that_parses_back_to_the_derivative(rn
     np.testing.assert_allclose(ic.evaluate(text, W=W, x=x), (s * (1 - s))[:, None] * W)
 
 
+def test_diff_format_matrix_prints_the_textbook_forms() -> None:
+    gradient = run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "matrix")
+    assert printed(gradient) == "(A + Aᵀ) x"
+    factorization = "(X_ij - U_ik V_kj)(X_ij - U_il V_lj)"
+    result = run("diff", factorization, "--wrt", "V_gh", "--format", "matrix")
+    assert printed(result) == "−2 Uᵀ (X − U V)"
+
+
+def test_diff_format_matrix_without_a_matrix_form_prints_index_notation_with_a_note() -> None:
+    result = run("diff", "T_ijk x_k", "--wrt", "x_l", "--format", "matrix")
+    assert printed(result) == "T_ijl"
+    assert "no matrix form" in result.stderr
+
+
+def test_diff_format_python_prints_a_function_that_computes_the_derivative(rng) -> None:
+    source = printed(run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "python"))
+    namespace: dict = {}
+    exec(compile(source, "<generated>", "exec"), namespace)  # our own generated code
+    A, x = rng.normal(size=(3, 3)), rng.normal(size=3)
+    np.testing.assert_allclose(namespace["derivative"](A=A, x=x), (A + A.T) @ x)
+
+
 def test_simplify_collects_like_terms() -> None:
     assert printed(run("simplify", "A_kj x_j + A_kl x_l")) == "2 A_kj x_j"
 

@@ -1,0 +1,260 @@
+"""Matrix notation: the forms the issue asks for, exactly, and their numbers.
+
+Every printed formula is read back by an independent NumPy reader (tests/matrix_notation.py)
+and must give the numbers `indexcalc.evaluate` gives for the index expression.
+"""
+
+from __future__ import annotations
+
+import doctest
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matrix_notation import evaluate_matrix
+
+import indexcalc as ic
+from indexcalc.expr import Product, Tensor
+from indexcalc.matrix import MatrixFormError, to_matrix
+
+RNG = np.random.default_rng(8)
+
+# Sizes differ per role so that a misplaced transpose cannot pass.
+ARRAYS = {
+    "A": RNG.standard_normal((4, 4)),
+    "B": RNG.standard_normal((4, 4)),
+    "C": RNG.standard_normal((6, 4)),
+    "U": RNG.standard_normal((6, 3)),
+    "V": RNG.standard_normal((3, 5)),
+    "W": RNG.standard_normal((3, 4)),
+    "X": RNG.standard_normal((6, 4)),
+    "a": RNG.standard_normal(6),
+    "b": RNG.standard_normal(4),
+    "c": RNG.standard_normal(),
+    "t": RNG.standard_normal(3),
+    "w": RNG.standard_normal(4),
+    "x": RNG.standard_normal(4),
+    "y": RNG.uniform(0, 1, 6),
+    "z": RNG.standard_normal(4),
+}
+
+# The issue's forms: (expression, options, exact text, arrays that replace the shared ones).
+LOGISTIC = "-sum_i(y_i log(σ(X_ij w_j)) + (1 - y_i) log(1 - σ(X_ij w_j)))"
+ISSUE_FORMS = [
+    (lambda: ic.diff("x_i A_ij x_j", "x_k"), {}, "(A + Aᵀ) x", {}),
+    (lambda: ic.diff("x_i A_ij x_j", ["x_k", "x_l"]), {}, "A + Aᵀ", {}),
+    (
+        lambda: ic.diff("(X_ij - U_ik V_kj)(X_ij - U_il V_lj)", "V_gh"),
+        {},
+        "−2 Uᵀ (X − U V)",
+        {"X": RNG.standard_normal((6, 5))},
+    ),
+    (
+        lambda: ic.diff("(A_ij x_j - b_i)(A_ik x_k - b_i)", "x_l"),
+        {},
+        "2 Aᵀ (A x − b)",
+        {"A": RNG.standard_normal((6, 4)), "b": RNG.standard_normal(6)},
+    ),
+    (lambda: ic.diff(LOGISTIC, ["w_k", "w_l"]), {}, "Xᵀ diag(σ(X w) ⊙ (1 − σ(X w))) X", {}),
+    (lambda: ic.parse("a_i b_j"), {}, "a bᵀ", {}),
+    (lambda: ic.parse("A_ii"), {}, "tr(A)", {}),
+    (lambda: ic.parse("x_k x_l"), {}, "x xᵀ", {}),
+    (lambda: ic.diff("σ(W_ij x_j)", "x_k"), {"primes": True}, "diag(σ'(W x)) W", {}),
+    (lambda: ic.parse("A_ij ⊙ B_ij"), {}, "A ⊙ B", {}),
+    (
+        lambda: ic.diff("X_ji B_jk X_ki", "X_gh"),
+        {},
+        "(B + Bᵀ) X",
+        {"B": RNG.standard_normal((6, 6))},
+    ),
+]
+
+# More translations, each checked by value.
+MORE_FORMS = [
+    (lambda: ic.diff(LOGISTIC, "w_k"), {}, "−Xᵀ (y − σ(X w))", {}),
+    (lambda: ic.diff("sum_i(softplus(X_ij w_j))", ["w_k", "w_l"]), {}, None, {}),
+    (lambda: ic.diff("sum_i(log(1 + exp(-y_i X_ij w_j)))", ["w_k", "w_l"]), {}, None, {}),
+    (lambda: ic.diff("sum_i(log(1 + exp(-y_i X_ij w_j)))", "w_k"), {}, None, {}),
+    (lambda: ic.diff("σ(W_ij x_j)", "x_k"), {}, "diag(σ(W x) ⊙ (1 − σ(W x))) W", {}),
+    (lambda: ic.diff("sum_i((σ(W_ij x_j) - t_i)^2)", "W_gh"), {"primes": True}, None, {}),
+    (lambda: ic.diff("sum_i(tanh(W_ij x_j))", "x_k"), {"primes": True}, "Wᵀ tanh'(W x)", {}),
+    (lambda: ic.diff("x_i", "x_k"), {}, "I", {}),
+    (lambda: ic.parse("x_i A_ij x_j"), {}, "xᵀ A x", {}),
+    (lambda: ic.parse("x_i A_ij"), {}, "Aᵀ x", {}),
+    (lambda: ic.parse("x_j A_ij b_i z_k"), {}, "(bᵀ A x) z", {}),
+    (lambda: ic.parse("A_kj B_ji C_li"), {}, "A B Cᵀ", {}),
+    (lambda: ic.parse("A_ij B_ij"), {}, "tr(Aᵀ B)", {}),
+    (lambda: ic.parse("A_ij B_ji"), {}, "tr(A B)", {}),
+    (lambda: ic.parse("A_ij ⊙ B_ji"), {}, "A ⊙ Bᵀ", {}),
+    (lambda: ic.parse("sum_j(A_ij ⊙ B_ij)"), {}, "(A ⊙ B) 𝟏", {}),
+    (lambda: ic.parse("sum_{ij}(C_ij)"), {}, "𝟏ᵀ C 𝟏", {}),
+    (lambda: ic.parse("sum_i(log(1 + exp(-X_ij w_j)))"), {}, "𝟏ᵀ log(1 + exp(−X w))", {}),
+    (lambda: ic.parse("x_i + A_ij x_j"), {}, "(A + I) x", {}),
+    (lambda: ic.parse("C_ij / a_i"), {}, "diag(a^⊙(−1)) C", {}),
+    (lambda: ic.parse("c x_i ⊙ z_i"), {}, "c (x ⊙ z)", {}),
+    (lambda: ic.parse("(x_i x_i) z_j"), {}, "(xᵀ x) z", {}),
+    (lambda: Product((Tensor("A", "ii"), Tensor("x", "i")), "i"), {}, "diag(A) ⊙ x", {}),
+    (lambda: ic.parse("exp(A_ji) B_jk"), {}, "exp(Aᵀ) B", {}),
+    (lambda: ic.parse("sqrt(x_i x_i)"), {}, "sqrt(xᵀ x)", {}),
+    (lambda: ic.parse("(C_ij x_j - a_i)(C_ik x_k - a_i)"), {}, "(C x − a)ᵀ (C x − a)", {}),
+    (
+        lambda: ic.diff("x_i / sqrt(x_j x_j)", "x_k"),
+        {},
+        "I / sqrt(xᵀ x) − x xᵀ / sqrt(xᵀ x)^3",
+        {},
+    ),
+    (
+        lambda: ic.diff("exp(x_i) / sum_j(exp(x_j))", "x_k"),
+        {},
+        "diag(exp(x)) / (𝟏ᵀ exp(x)) − exp(x) exp(x)ᵀ / (𝟏ᵀ exp(x))^2",
+        {},
+    ),
+    (lambda: ic.diff("(x_i A_ij x_j)^2", ["x_k", "x_l"]), {}, None, {}),
+    (lambda: ic.diff("sum_{ij}(C_ij)", "C_pq"), {}, "𝟏 𝟏ᵀ", {}),
+    (
+        lambda: ic.diff("h_i = tanh(W_ij x_j); sum_k((V_ki h_i - t_k)^2)", "W_gh"),
+        {},
+        "2 ((Vᵀ (V tanh(W x) − t)) ⊙ (1 − tanh(W x)^⊙2)) xᵀ",
+        {"V": RNG.standard_normal((2, 3)), "t": RNG.standard_normal(2)},
+    ),
+]
+
+
+def _check_value(expr, text: str, replaced: dict, order: str | None = None) -> None:
+    """The printed matrix formula evaluates to the index expression's numbers."""
+    arrays = {name: replaced.get(name, ARRAYS.get(name)) for name in expr.tensor_names}
+    dims = None if arrays else dict.fromkeys(expr.free, 4)  # a δ alone
+    expected = np.asarray(ic.evaluate(expr, arrays, out=order, dims=dims))
+    actual = evaluate_matrix(text, arrays, size=4)
+    if expected.ndim == 0:
+        assert actual.shape == (1, 1)
+        actual = actual[0, 0]
+    elif expected.ndim == 1:
+        assert actual.shape == (expected.shape[0], 1), text
+        actual = actual[:, 0]
+    np.testing.assert_allclose(actual, expected, rtol=1e-10, atol=1e-12)
+
+
+FORM_FIELDS = ("build", "options", "text", "replaced")
+
+
+@pytest.mark.parametrize(FORM_FIELDS, ISSUE_FORMS)
+def test_issue_form_prints_exactly_and_evaluates_to_the_index_value(build, options, text, replaced):
+    expr = build()
+    assert to_matrix(expr, **options) == text
+    _check_value(expr, text, replaced)
+
+
+@pytest.mark.parametrize(FORM_FIELDS, MORE_FORMS)
+def test_matrix_form_evaluates_to_the_index_value(build, options, text, replaced):
+    expr = build()
+    printed = to_matrix(expr, **options)
+    if text is not None:
+        assert printed == text
+    _check_value(expr, printed, replaced)
+
+
+@pytest.mark.parametrize(FORM_FIELDS, ISSUE_FORMS + MORE_FORMS)
+def test_denominator_layout_is_the_transpose(build, options, text, replaced):
+    expr = build()
+    printed = to_matrix(expr, layout="denominator", **options)
+    order = "".join(reversed(expr.free_indices)) if len(expr.free) == 2 else None
+    _check_value(expr, printed, replaced, order)
+
+
+def test_logistic_hessian_with_primes_is_compact():
+    hessian = ic.diff(LOGISTIC, ["w_k", "w_l"])
+    assert to_matrix(hessian, primes=True) == "Xᵀ diag(σ'(X w)) X"
+
+
+def test_softplus_hessian_has_the_logistic_form():
+    hessian = ic.diff("sum_i(softplus(X_ij w_j))", ["w_k", "w_l"])
+    assert to_matrix(hessian) == "Xᵀ diag(σ(X w) ⊙ (1 − σ(X w))) X"
+
+
+def test_denominator_layout_transposes_a_jacobian():
+    jacobian = ic.diff("tanh(C_ij x_j)", "x_k")
+    assert to_matrix(jacobian, primes=True) == "diag(tanh'(C x)) C"
+    assert to_matrix(jacobian, primes=True, layout="denominator") == "Cᵀ diag(tanh'(C x))"
+
+
+def test_out_chooses_rows_and_columns():
+    gradient = ic.diff("(X_ij - U_ik V_kj)(X_ij - U_il V_lj)", "V_gh")
+    assert to_matrix(gradient, out="hg") == "−2 (X − U V)ᵀ U"
+
+
+def test_vector_results_are_columns_in_both_layouts():
+    gradient = ic.diff("x_i A_ij x_j", "x_k")
+    assert to_matrix(gradient, layout="denominator") == "(A + Aᵀ) x"
+
+
+@pytest.mark.parametrize(
+    ("format", "text"),
+    [
+        ("ascii", "(A + A^T) x"),
+        ("latex", r"(A + A^\top) x"),
+        ("unicode", "(A + Aᵀ) x"),
+    ],
+)
+def test_formats_of_the_quadratic_form_gradient(format, text):
+    assert to_matrix(ic.diff("x_i A_ij x_j", "x_k"), format=format) == text
+
+
+def test_ascii_and_latex_of_the_logistic_hessian():
+    hessian = ic.diff(LOGISTIC, ["w_k", "w_l"])
+    assert to_matrix(hessian, format="ascii") == ("X^T diag(sigmoid(X w) .* (1 - sigmoid(X w))) X")
+    assert to_matrix(hessian, format="latex") == (
+        r"X^\top \operatorname{diag}(\sigma(X w) \odot (1 - \sigma(X w))) X"
+    )
+    assert to_matrix(ic.parse("C_ij / a_i"), format="latex") == (
+        r"\operatorname{diag}(a^{\odot (-1)}) C"
+    )
+
+
+def test_expr_method_and_text_input():
+    assert ic.parse("x_i A_ij x_j").to_matrix() == "xᵀ A x"
+    assert to_matrix("x_i A_ij x_j") == "xᵀ A x"
+
+
+def test_comma_derivative_is_carried_out_first():
+    assert to_matrix("f = x_i A_ij x_j; f_{,k}") == "(A + Aᵀ) x"
+
+
+@pytest.mark.parametrize(
+    ("build", "message"),
+    [
+        (lambda: ic.parse("T_ijk"), "3 free indices (i, j, k)"),
+        (lambda: ic.diff("σ(W_ij x_j)", ["x_k", "x_l"]), "3 free indices (i, k, l)"),
+        (lambda: ic.parse("T_ijk x_k"), "T_ijk has no matrix notation: it has 3 indices"),
+        (lambda: ic.parse("eps_ij x_j"), "Levi-Civita"),
+        (lambda: ic.parse("A_ij ^ x_i"), "the exponent is indexed by i but the base by i, j"),
+    ],
+)
+def test_no_matrix_form_is_a_clear_error(build, message):
+    with pytest.raises(MatrixFormError, match=re.escape(message)):
+        to_matrix(build())
+
+
+def test_matrix_form_error_is_an_indexcalc_error():
+    assert issubclass(MatrixFormError, ic.IndexCalcError)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"layout": "row-major"}, {"format": "html"}, {"out": "q"}],
+)
+def test_bad_options_raise_indexcalc_errors(options):
+    with pytest.raises(ic.IndexCalcError):
+        to_matrix(ic.parse("A_ij x_j"), **options)
+
+
+def test_docs_examples_run():
+    """The pycon sessions in docs/matrix.md give the outputs shown."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "matrix.md").read_text("utf-8")
+    sessions = re.findall(r"^```pycon\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
+    assert sessions
+    test = doctest.DocTestParser().get_doctest("\n".join(sessions), {}, "matrix.md", None, 0)
+    runner = doctest.DocTestRunner(optionflags=doctest.ELLIPSIS)
+    runner.run(test)
+    assert runner.failures == 0
