@@ -318,7 +318,8 @@ class Algebra:
                     for f, (skeleton, ns) in zip(factors, info, strict=True)
                 ]
             )
-        ranked = sorted(names, key=lambda n: (n not in out, index_colour[n]))
+        # Ties: kept indices by name (their names are fixed here), summed ones as they come.
+        ranked = sorted(names, key=lambda n: (n not in out, index_colour[n], n if n in out else ""))
         free_names = [n for n in ranked if n in out]
         mapping = {n: ("f", k) for k, n in enumerate(free_names)}
         mapping.update({n: ("b", k) for k, n in enumerate(n for n in ranked if n not in out)})
