@@ -59,13 +59,34 @@ def grammar_text() -> str:
     )
 
 
-@dataclass
 class Piece:
-    """An expression under construction, with where its free indices were written."""
+    """An expression under construction, with where its free indices were written.
 
-    expr: Expr
-    start: Position
-    index_positions: dict[str, Position] = field(default_factory=dict)
+    The terms of a chain ``a + b + c + …`` are gathered in `terms` and built into one Sum
+    when the expression is first needed, so a long sum parses in linear time.
+    """
+
+    __slots__ = ("_expr", "free", "index_positions", "start", "terms")
+
+    def __init__(
+        self, expr: Expr | None, start: Position, index_positions=None, terms=None, free=None
+    ):
+        self._expr = expr
+        self.terms: list[Expr] | None = terms
+        self.start = start
+        self.index_positions: dict[str, Position] = index_positions or {}
+        self.free = expr.free if expr is not None else free
+
+    @property
+    def expr(self) -> Expr:
+        if self._expr is None:
+            self._expr = Sum(self.terms)
+            self.terms = None
+        return self._expr
+
+    @property
+    def is_number(self) -> bool:
+        return self._expr is not None and isinstance(self._expr, Number)
 
     def position_of(self, index: str) -> Position:
         return self.index_positions.get(index, self.start)
@@ -181,19 +202,22 @@ class Builder(lark.Transformer):
         return self._sum(items[0], items[1], sign=-1)
 
     def _sum(self, left: Piece, right: Piece, sign: int) -> Piece:
-        broadcast = isinstance(left.expr, Number) or isinstance(right.expr, Number)
-        if left.expr.free != right.expr.free and not broadcast:
+        broadcast = left.is_number or right.is_number
+        if left.free != right.free and not broadcast:
             raise self.error(
                 IndexNotationError,
                 f"the terms of a sum must have the same free indices, but "
-                f"{_show(left.expr.free_indices)} is added to {_show(right.expr.free_indices)}",
+                f"{_show(sorted(left.free))} is added to {_show(sorted(right.free))}",
                 right.start,
             )
         right_expr = right.expr if sign > 0 else _negate(right.expr)
-        if isinstance(left.expr, Number) and isinstance(right_expr, Number):
+        if left.is_number and isinstance(right_expr, Number):
             return Piece(_number(left.expr.value + right_expr.value, left.start, self), left.start)
-        terms = [*_terms(left.expr), *_terms(right_expr)]
-        return Piece(Sum(terms), left.start, {**right.index_positions, **left.index_positions})
+        # Each piece feeds exactly one parent, so its list of terms can be extended in place.
+        terms = left.terms if left.terms is not None else list(_terms(left.expr))
+        terms.extend(_terms(right_expr))
+        positions = {**right.index_positions, **left.index_positions}
+        return Piece(None, left.start, positions, terms, left.free | right.free)
 
     def hadamard(self, items):
         left, _, right = items
