@@ -73,8 +73,9 @@ class Plan:
         ]
         self.result = result
 
-    def run(self, arrays: Sequence[Array]) -> Array:
-        """Run on the input arrays, given in the order of `input_names`."""
+    def run(self, arrays: Sequence[Array]):
+        """Run on the input arrays, given in the order of `input_names`; several results
+        come back as a tuple."""
         values: list = [None] * self.size
         for slot, array in zip(self.input_slots, arrays, strict=True):
             values[slot] = array
@@ -85,28 +86,47 @@ class Plan:
                 values[slot] = run(values[inputs[0]], values[inputs[1]])
             else:
                 values[slot] = run(*[values[k] for k in inputs])
+        if isinstance(self.result, list):
+            return tuple(values[slot] for slot in self.result)
         return values[self.result]
 
 
 class Compiled:
-    """An expression compiled for evaluation. Call it with arrays by name."""
+    """One or several expressions compiled for evaluation. Call it with arrays by name.
+
+    Several expressions (a gradient for each layer, say) are planned together, so the
+    subexpressions they share are computed once per call; the call returns a tuple.
+    """
 
     def __init__(
         self,
-        expr: Expr,
+        expr: Expr | Sequence[Expr],
         out=None,
         *,
         dims: Mapping[str, int] | None = None,
         backend: str = "numpy",
     ):
-        if any(isinstance(n, Derivative) for n in _postorder(expr)):
-            from .simplify import simplify
+        self.several = not isinstance(expr, Expr)
+        roots = list(expr) if self.several else [expr]
+        if not roots:
+            raise EvaluationError("nothing to compile: the list of expressions is empty")
+        for k, root in enumerate(roots):
+            if any(isinstance(n, Derivative) for n in _postorder(root)):
+                from .simplify import simplify
 
-            expr = simplify(expr)
-        self.expr = expr
-        self.ranks = _tensor_ranks(expr)
+                roots[k] = simplify(root)
+        self.roots = tuple(roots)
+        self.expr = self.roots[0] if not self.several else None
+        self.ranks = _tensor_ranks(*self.roots)
         self._names = tuple(sorted(self.ranks))
-        self.out = _output_indices(expr, out)
+        if self.several:
+            outs = [None] * len(roots) if out is None else list(out)
+            if len(outs) != len(roots):
+                raise EvaluationError(f"out gives {len(outs)} orders for {len(roots)} expressions")
+            self.outs = tuple(_output_indices(r, o) for r, o in zip(roots, outs, strict=True))
+        else:
+            self.outs = (_output_indices(self.roots[0], out),)
+        self.out = self.outs[0]
         self.dims = _check_dims(dims)
         if backend not in BACKENDS:
             raise EvaluationError(
@@ -157,7 +177,9 @@ class Compiled:
         return plan.run(prepared)
 
     def __repr__(self) -> str:
-        return f"<compiled {self.expr} -> {''.join(self.out) or 'scalar'}>"
+        pairs = zip(self.roots, self.outs, strict=True)
+        shown = ", ".join(f"{r} -> {''.join(o) or 'scalar'}" for r, o in pairs)
+        return f"<compiled {shown}>"
 
 
 class Planner:
@@ -171,14 +193,13 @@ class Planner:
         self.values: dict[Expr, Value] = {}
         self.inputs: list[tuple[int, str]] = []
         self.input_slots: dict[str, int] = {}
-        self.fallback = _name_sizes(compiled.expr, arrays, compiled.dims)
+        self.fallback = _name_sizes(compiled.roots, arrays, compiled.dims)
 
     def plan(self) -> Plan:
-        nodes = _postorder(self.compiled.expr)
+        roots = self.compiled.roots
+        nodes = _postorder(*roots)
         # A δ inside a product only merges indices; only a δ standing alone becomes a step.
-        alone = {self.compiled.expr} | {
-            c for n in nodes if not isinstance(n, Product) for c in n.children
-        }
+        alone = set(roots) | {c for n in nodes if not isinstance(n, Product) for c in n.children}
         # Equal subexpressions under other index names (tanh(W_ij x_j), tanh(W_aj x_j))
         # are computed once: the canonical form identifies them up to renaming.
         canonical = Algebra.shared().canonical
@@ -205,11 +226,13 @@ class Planner:
             value = getattr(self, f"_plan_{type(node).__name__}")(node)
             self.values[node] = value
             seen[skeleton] = (value, names)
-        result = self.values[self.compiled.expr]
-        final = self._finish(result)
+        results = [
+            self._finish(self.values[root], out)
+            for root, out in zip(roots, self.compiled.outs, strict=True)
+        ]
         slots = {name: slot for slot, name in self.inputs}
         ordered = [(slots[name], name) for name in self.compiled.inputs if name in slots]
-        return Plan(self.steps, ordered, final)
+        return Plan(self.steps, ordered, results if self.compiled.several else results[0])
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -253,8 +276,7 @@ class Planner:
                     origin[index] = part.origin[index]
         return sizes, origin
 
-    def _finish(self, value: Value) -> int:
-        out = self.compiled.out
+    def _finish(self, value: Value, out: tuple[str, ...]) -> int:
         backend = self.backend
         missing = [i for i in out if i not in value.axes]
         if missing:  # a number (a vanished derivative) broadcast to the asked shape
@@ -487,10 +509,10 @@ def _levi_civita(rank: int) -> Array:
     return array
 
 
-def _postorder(root: Expr) -> list[Expr]:
+def _postorder(*roots: Expr) -> list[Expr]:
     """Distinct nodes, children before parents, without recursion."""
     order, seen = [], set()
-    stack: list[tuple[Expr, bool]] = [(root, False)]
+    stack: list[tuple[Expr, bool]] = [(root, False) for root in reversed(roots)]
     while stack:
         node, expanded = stack.pop()
         if expanded:
@@ -504,9 +526,9 @@ def _postorder(root: Expr) -> list[Expr]:
     return order
 
 
-def _tensor_ranks(expr: Expr) -> dict[str, int]:
+def _tensor_ranks(*roots: Expr) -> dict[str, int]:
     ranks: dict[str, int] = {}
-    for node in _postorder(expr):
+    for node in _postorder(*roots):
         if isinstance(node, Tensor):
             known = ranks.setdefault(node.name, len(node.indices))
             if known != len(node.indices):
@@ -517,11 +539,11 @@ def _tensor_ranks(expr: Expr) -> dict[str, int]:
     return ranks
 
 
-def _name_sizes(expr: Expr, arrays: Mapping[str, Array], dims: Mapping[str, int]) -> dict:
+def _name_sizes(roots, arrays: Mapping[str, Array], dims: Mapping[str, int]) -> dict:
     """Index sizes by name, from `dims`, every tensor an index appears on, and the δs that
     tie indices together: the fallback for indices no operand of a product fixes."""
     sizes: dict[str, int] = dict(dims)
-    nodes = _postorder(expr)
+    nodes = _postorder(*roots)
     for node in nodes:
         if isinstance(node, Tensor):
             for index, size in zip(node.indices, arrays[node.name].shape, strict=True):
@@ -605,13 +627,16 @@ def compile(
     var: str = "x",
     backend: str = "numpy",
 ) -> Compiled:
-    """Compile an expression for repeated evaluation.
+    """Compile an expression, or several, for repeated evaluation.
 
     Parameters
     ----------
-    expr_or_text : Expr or str
+    expr_or_text : Expr or str, or a list or tuple of them
+        Several expressions (the gradient for each layer, say) are planned together: what
+        they share is computed once per call, and the call returns a tuple.
     out : str or sequence of str, optional
         The axis order of the result, e.g. ``"kl"``. Default: the free indices sorted.
+        With several expressions, a list with one order (or None) for each.
     dims : mapping, optional
         Sizes for indices that no array fixes, e.g. ``{"i": 3}`` for ``δ_ij`` alone.
     backend : str
@@ -627,14 +652,17 @@ def compile(
     """
     from .syntax import parse
 
-    if isinstance(expr_or_text, str):
-        expr = parse(expr_or_text, var=var)
-    elif isinstance(expr_or_text, Expr):
-        expr = expr_or_text
+    def read(item):
+        if isinstance(item, str):
+            return parse(item, var=var)
+        if isinstance(item, Expr):
+            return item
+        raise IndexCalcError(f"expected an expression or notation, got {type(item).__name__}")
+
+    if isinstance(expr_or_text, (list, tuple)):
+        expr = [read(item) for item in expr_or_text]
     else:
-        raise IndexCalcError(
-            f"expected an expression or notation, got {type(expr_or_text).__name__}"
-        )
+        expr = read(expr_or_text)
     return Compiled(expr, out, dims=dims, backend=backend)
 
 

@@ -778,3 +778,28 @@ def test_delta_in_sum_takes_its_size_from_other_terms():
     A, x = ARRAYS["A"], ARRAYS["x"]
     hessian = ic.diff("x_i x_i + x_i A_ij x_j", ["x_k", "x_l"])
     np.testing.assert_allclose(ic.evaluate(hessian, A=A, x=x), 2 * np.eye(4) + A + A.T)
+
+
+def test_several_expressions_compile_together_and_share_their_work(monkeypatch):
+    calls = _counting("tanh", monkeypatch)
+    loss = "h_ib = tanh(W1_ij x_jb); L = sum_{kb}((W2_ki h_ib - t_kb)^2); L"
+    gradients = [ic.diff(loss, "W1_gh"), ic.diff(loss, "W2_gh")]
+    rng = np.random.default_rng(5)
+    W1, W2 = rng.standard_normal((4, 3)), rng.standard_normal((2, 4))
+    x, t = rng.standard_normal((3, 6)), rng.standard_normal((2, 6))
+    both = ic.compile(gradients)
+    dW1, dW2 = both(W1=W1, W2=W2, x=x, t=t)
+    h = np.tanh(W1 @ x)
+    d = 2 * (W2 @ h - t)
+    np.testing.assert_allclose(dW2, d @ h.T, rtol=RTOL)
+    np.testing.assert_allclose(dW1, ((W2.T @ d) * (1 - h**2)) @ x.T, rtol=RTOL)
+    assert len(calls) == 1  # tanh(W1 x) once for both gradients
+
+
+def test_several_expressions_take_one_out_order_each():
+    A = np.arange(6.0).reshape(2, 3)
+    first, second = ic.compile(["A_ij", "A_ij"], out=["ij", "ji"])(A=A)
+    np.testing.assert_array_equal(first, A)
+    np.testing.assert_array_equal(second, A.T)
+    with pytest.raises(ic.EvaluationError, match="2 expressions"):
+        ic.compile(["A_ij", "A_ij"], out=["ij"])
