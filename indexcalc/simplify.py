@@ -106,7 +106,8 @@ class Algebra:
 
     def _factor_common(self, terms: list[tuple[Fraction, Expr]]) -> Expr | None:
         """Σ_t c_t (C ⊙ R_t) → C ⊙ Σ_t c_t R_t when every term is a product sharing the
-        factors C, one of which is summed over: X_il X_ik once, not once per term."""
+        factors C and that saves work: a shared summed factor (X_il X_ik once, not once per
+        term), or a shared outer factor (one outer product with x_h, not one per term)."""
         if not all(isinstance(rest, Product) for _, rest in terms):
             return None
         out = terms[0][1].out
@@ -115,8 +116,8 @@ class Algebra:
         common = Counter(terms[0][1].factors)
         for _, rest in terms[1:]:
             common &= Counter(rest.factors)
-        if not any(set(f.free) - set(out) for f in common.elements()):
-            return None  # nothing summed is shared: factoring saves no contraction
+        if not common:
+            return None
         remainders = []
         for coefficient, rest in terms:
             left = Counter(rest.factors)
@@ -126,6 +127,9 @@ class Algebra:
         if len(kept) != 1:
             return None
         (inner_out,) = kept
+        summed_shared = any(set(f.free) - set(out) for f in common.elements())
+        if not summed_shared and inner_out >= set(out):
+            return None  # factoring would save neither a contraction nor an outer product
         inner = self.add(self.scale(c, self.multiply(r, inner_out)) for c, r in remainders)
         return self.multiply([*common.elements(), inner], out)
 
