@@ -414,7 +414,7 @@ def _then_permute(function, order: tuple[int, ...]):
     """`function`, with its result's axes permuted by `order` unless that is the identity."""
     if order == tuple(range(len(order))):
         return function
-    return lambda a, b: np.transpose(function(a, b), order)
+    return lambda a, b: function(a, b).transpose(order)
 
 
 NUMPY = NumpyBackend()

@@ -474,6 +474,10 @@ class Planner:
         passthrough = contraction is identity and expand is identity and embed is identity
         if expand is identity and embed is identity and factor == 1:
             run = contraction
+        elif expand is identity and embed is identity and operands:
+            # Scale the smallest operand, not the result: fewer multiplications.
+            sizes_of = [int(np.prod(shape)) for shape in shapes]
+            run = _scaled(contraction, sizes_of.index(min(sizes_of)), len(operands), factor)
         else:
 
             def run(*arrays):
@@ -485,6 +489,23 @@ class Planner:
         slots = [self.values[f].slot for f in operands]
         fresh = not (passthrough and factor == 1 and not self.values[operands[0]].fresh)
         return Value(self.emit(run, slots), axes, full_sizes, full_origin, fresh)
+
+
+def _scaled(contraction, position: int, count: int, factor):
+    """`contraction` with its operand at `position` multiplied by `factor` first."""
+    if count == 1:
+        return lambda a: contraction(a * factor)
+    if count == 2:
+        if position == 0:
+            return lambda a, b: contraction(a * factor, b)
+        return lambda a, b: contraction(a, b * factor)
+
+    def run(*arrays):
+        arrays = list(arrays)
+        arrays[position] = arrays[position] * factor
+        return contraction(*arrays)
+
+    return run
 
 
 def _aligner(axes: tuple[str, ...], target: tuple[str, ...]):
