@@ -27,7 +27,7 @@ from fractions import Fraction
 
 import opt_einsum
 
-from .compile import _check_dims, _output_indices, _postorder
+from .compile import check_dims, output_indices, postorder
 from .errors import IndexCalcError
 from .expr import (
     Delta,
@@ -41,8 +41,9 @@ from .expr import (
     Sum,
     Tensor,
     deep_recursion,
+    delta_classes,
 )
-from .printing import _split_sign, to_ascii
+from .printing import split_sign, to_ascii
 from .simplify import Algebra
 
 DEFAULT_SIZE = 100  # the size of an index for path planning when nothing gives one
@@ -115,7 +116,7 @@ class Generator:
         """Each tensor's name and the indices of its first use, validated."""
         tensors: dict[str, tuple[str, ...]] = {}
         for root in self.roots:
-            for node in _postorder(root):
+            for node in postorder(root):
                 if not isinstance(node, Tensor):
                     continue
                 name = node.name
@@ -135,7 +136,7 @@ class Generator:
         """For each index name, a tensor axis that fixes its size at run time."""
         carriers: dict[str, tuple[str, int]] = {}
         for root in self.roots:
-            for node in _postorder(root):
+            for node in postorder(root):
                 if isinstance(node, Tensor):
                     for axis, index in enumerate(node.indices):
                         carriers.setdefault(index, (node.name, axis))
@@ -146,7 +147,7 @@ class Generator:
         return {
             index: len(node.indices)
             for root in self.roots
-            for node in _postorder(root)
+            for node in postorder(root)
             if isinstance(node, Epsilon)
             for index in node.indices
         }
@@ -300,7 +301,7 @@ class Generator:
     def _v_Sum(self, node: Sum) -> Value:
         parts = []
         for term in node.terms:
-            negative, positive = _split_sign(term)
+            negative, positive = split_sign(term)
             parts.append((negative, self.value(positive)))
         axes = next((v.axes for _, v in parts if v.axes), ())
         code = ""
@@ -322,19 +323,7 @@ class Generator:
         coefficient = Fraction(1)
         operands: list[tuple[str, tuple[str, ...]]] = []  # (code, index class of each axis)
         deltas = [f for f in node.factors if isinstance(f, Delta)]
-        parent: dict[str, str] = {}
-
-        def find(i: str) -> str:
-            while parent.get(i, i) != i:
-                i = parent[i]
-            return i
-
-        for delta in deltas:
-            first = find(delta.indices[0])
-            for index in delta.indices[1:]:
-                root = find(index)
-                if root != first:
-                    parent[root] = first
+        find = delta_classes(deltas)
         pending = []
         for factor in node.factors:
             if isinstance(factor, Number):
@@ -637,7 +626,7 @@ def _source(name: str, outputs: list[tuple[str, Expr, tuple[str, ...]]], dims, s
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise CodegenError(f"the function name must be a Python identifier, not {name!r}")
     roots = [root for _, root, _ in outputs]
-    generator = Generator(roots, _check_dims(dims), _check_shapes(shapes))
+    generator = Generator(roots, check_dims(dims), _check_shapes(shapes))
     if name in generator.tensors or name in _RESERVED:
         raise CodegenError(f"the function name {name!r} clashes with an argument or with np")
     returned = [generator.result(root, out) for _, root, out in outputs]
@@ -687,7 +676,7 @@ def _prepared(expr_or_text, var: str) -> Expr:
     node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
     if not isinstance(node, Expr):
         raise CodegenError(f"expected an expression or notation, got {type(node).__name__}")
-    if any(isinstance(n, Derivative) for n in _postorder(node)):
+    if any(isinstance(n, Derivative) for n in postorder(node)):
         node = simplify(node)
     return node
 
@@ -727,7 +716,7 @@ def codegen(
         for a scalar result). Its docstring gives each argument's shape in index letters.
     """
     expr = _prepared(expr_or_text, var)
-    order = _output_indices(expr, out)
+    order = output_indices(expr, out)
     return _source(name, [("result", expr, order)], dims, shapes)
 
 

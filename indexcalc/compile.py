@@ -35,6 +35,7 @@ from .expr import (
     Sum,
     Tensor,
     deep_recursion,
+    delta_classes,
 )
 from .simplify import Algebra
 
@@ -111,7 +112,7 @@ class Compiled:
         if not roots:
             raise EvaluationError("nothing to compile: the list of expressions is empty")
         for k, root in enumerate(roots):
-            if any(isinstance(n, Derivative) for n in _postorder(root)):
+            if any(isinstance(n, Derivative) for n in postorder(root)):
                 from .simplify import simplify
 
                 roots[k] = simplify(root)
@@ -123,11 +124,11 @@ class Compiled:
             outs = [None] * len(roots) if out is None else list(out)
             if len(outs) != len(roots):
                 raise EvaluationError(f"out gives {len(outs)} orders for {len(roots)} expressions")
-            self.outs = tuple(_output_indices(r, o) for r, o in zip(roots, outs, strict=True))
+            self.outs = tuple(output_indices(r, o) for r, o in zip(roots, outs, strict=True))
         else:
-            self.outs = (_output_indices(self.roots[0], out),)
+            self.outs = (output_indices(self.roots[0], out),)
         self.out = self.outs[0]
-        self.dims = _check_dims(dims)
+        self.dims = check_dims(dims)
         if backend not in BACKENDS:
             raise EvaluationError(
                 f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
@@ -197,7 +198,7 @@ class Planner:
 
     def plan(self) -> Plan:
         roots = self.compiled.roots
-        nodes = _postorder(*roots)
+        nodes = postorder(*roots)
         # A δ inside a product only merges indices; only a δ standing alone becomes a step.
         alone = set(roots) | {c for n in nodes if not isinstance(n, Product) for c in n.children}
         # Equal subexpressions under other index names (tanh(W_ij x_j), tanh(W_aj x_j))
@@ -410,20 +411,7 @@ class Planner:
     ) -> Value:
         """Contract operands, with δ indices merged first and any kept δ written at the end."""
         deltas = list(extra_deltas)
-        # Merge each δ's indices into one class (union-find over index names).
-        parent: dict[str, str] = {}
-
-        def find(i: str) -> str:
-            while parent.get(i, i) != i:
-                i = parent[i]
-            return i
-
-        for delta in deltas:
-            first = find(delta.indices[0])
-            for index in delta.indices[1:]:
-                root = find(index)
-                if root != first:
-                    parent[root] = first
+        find = delta_classes(deltas)
         classes: dict[str, list[str]] = {}
         for index in set(sizes) | {i for d in deltas for i in d.indices} | set(out):
             classes.setdefault(find(index), []).append(index)
@@ -530,7 +518,7 @@ def _levi_civita(rank: int) -> Array:
     return array
 
 
-def _postorder(*roots: Expr) -> list[Expr]:
+def postorder(*roots: Expr) -> list[Expr]:
     """Distinct nodes, children before parents, without recursion."""
     order, seen = [], set()
     stack: list[tuple[Expr, bool]] = [(root, False) for root in reversed(roots)]
@@ -549,7 +537,7 @@ def _postorder(*roots: Expr) -> list[Expr]:
 
 def _tensor_ranks(*roots: Expr) -> dict[str, int]:
     ranks: dict[str, int] = {}
-    for node in _postorder(*roots):
+    for node in postorder(*roots):
         if isinstance(node, Tensor):
             known = ranks.setdefault(node.name, len(node.indices))
             if known != len(node.indices):
@@ -564,7 +552,7 @@ def _name_sizes(roots, arrays: Mapping[str, Array], dims: Mapping[str, int]) -> 
     """Index sizes by name, from `dims`, every tensor an index appears on, and the δs that
     tie indices together: the fallback for indices no operand of a product fixes."""
     sizes: dict[str, int] = dict(dims)
-    nodes = _postorder(*roots)
+    nodes = postorder(*roots)
     for node in nodes:
         if isinstance(node, Tensor):
             for index, size in zip(node.indices, arrays[node.name].shape, strict=True):
@@ -585,7 +573,7 @@ def _name_sizes(roots, arrays: Mapping[str, Array], dims: Mapping[str, int]) -> 
     return sizes
 
 
-def _output_indices(expr: Expr, out) -> tuple[str, ...]:
+def output_indices(expr: Expr, out) -> tuple[str, ...]:
     free = expr.free_indices
     if out is None:
         return free
@@ -618,7 +606,7 @@ def _output_indices(expr: Expr, out) -> tuple[str, ...]:
     return names
 
 
-def _check_dims(dims) -> dict[str, int]:
+def check_dims(dims) -> dict[str, int]:
     if dims is None:
         return {}
     if not isinstance(dims, Mapping):

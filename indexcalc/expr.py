@@ -197,38 +197,52 @@ class Tensor(Expr):
         return frozenset((self.name,))
 
 
-class Delta(Expr):
+class Symbol(Expr):
+    """A constant tensor known by its indices alone: δ or ε."""
+
+    __slots__ = ()
+
+    def __new__(cls, indices: Iterable[str]):
+        return super().__new__(cls, tuple(indices))
+
+    @staticmethod
+    def _free_of(indices):
+        return indices
+
+    @property
+    def indices(self) -> tuple[str, ...]:
+        return self._args[0]
+
+
+class Delta(Symbol):
     """The Kronecker delta: 1 where all indices are equal. ``δ_ii`` summed is a dimension."""
 
     __slots__ = ()
 
-    def __new__(cls, indices: Iterable[str]):
-        return super().__new__(cls, tuple(indices))
 
-    @staticmethod
-    def _free_of(indices):
-        return indices
-
-    @property
-    def indices(self) -> tuple[str, ...]:
-        return self._args[0]
-
-
-class Epsilon(Expr):
+class Epsilon(Symbol):
     """The Levi-Civita symbol of any rank."""
 
     __slots__ = ()
 
-    def __new__(cls, indices: Iterable[str]):
-        return super().__new__(cls, tuple(indices))
 
-    @staticmethod
-    def _free_of(indices):
-        return indices
+def delta_classes(deltas: Iterable[Delta]) -> Callable[[str], str]:
+    """A function giving each index its class representative, where every δ joins its
+    indices into one class (union-find): the indices a contraction may merge."""
+    parent: dict[str, str] = {}
 
-    @property
-    def indices(self) -> tuple[str, ...]:
-        return self._args[0]
+    def find(index: str) -> str:
+        while parent.get(index, index) != index:
+            index = parent[index]
+        return index
+
+    for delta in deltas:
+        first = find(delta.indices[0])
+        for index in delta.indices[1:]:
+            root = find(index)
+            if root != first:
+                parent[root] = first
+    return find
 
 
 class Product(Expr):

@@ -35,7 +35,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .compile import _output_indices
+from .compile import output_indices
 from .errors import IndexCalcError
 from .expr import (
     Delta,
@@ -51,7 +51,7 @@ from .expr import (
     node_count,
 )
 from .functions import FUNCTIONS
-from .printing import _decimal
+from .printing import decimal_text
 from .simplify import Algebra, split_coefficient
 
 
@@ -848,7 +848,7 @@ class MatrixPrinter:
         if magnitude.denominator == 1:
             text, precedence = str(magnitude.numerator), ATOM
         else:
-            decimal = _decimal(magnitude)
+            decimal = decimal_text(magnitude)
             text, precedence = (decimal, ATOM) if decimal else (self.fraction(magnitude), PRODUCT)
         if value < 0:
             return f"{self.minus}{text}", NEGATIVE
@@ -995,7 +995,7 @@ def matrix_form(
     node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
     if not isinstance(node, Expr):
         raise MatrixFormError(f"expected an expression or notation, got {type(node).__name__}")
-    order = _output_indices(node, out)
+    order = output_indices(node, out)
     if len(order) > 2:
         raise MatrixFormError(
             f"no matrix form for a result with {len(order)} free indices "

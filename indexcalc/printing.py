@@ -98,7 +98,7 @@ class TextPrinter:
         if magnitude.denominator == 1:
             text = str(magnitude.numerator)
         else:
-            text = _decimal(magnitude) or f"{magnitude.numerator}/{magnitude.denominator}"
+            text = decimal_text(magnitude) or f"{magnitude.numerator}/{magnitude.denominator}"
         if value < 0:
             return f"{self.minus}{text}", NEGATION
         return text, ATOM if "/" not in text else PRODUCT
@@ -154,7 +154,7 @@ class TextPrinter:
     def _print_Power(self, node: Power, held):
         base = self.wrap(node.base, ATOM, held)
         exponent = node.exponent
-        negative, magnitude = _split_sign(exponent)
+        negative, magnitude = split_sign(exponent)
         if isinstance(exponent, Number) and exponent.value.denominator == 1:
             text = str(exponent.value)
         elif negative and not isinstance(exponent, Number):  # x^-y
@@ -166,7 +166,7 @@ class TextPrinter:
     def _print_Sum(self, node: Sum, held):
         parts = []
         for k, term in enumerate(node.terms):
-            negative, positive = _split_sign(term)
+            negative, positive = split_sign(term)
             text = self.wrap(positive if negative else term, HADAMARD, held)
             if k == 0:
                 parts.append(f"{self.minus}{text}" if negative else text)
@@ -364,7 +364,8 @@ class LatexPrinter(TextPrinter):
             text = str(magnitude.numerator)
         else:
             text = (
-                _decimal(magnitude) or rf"\frac{{{magnitude.numerator}}}{{{magnitude.denominator}}}"
+                decimal_text(magnitude)
+                or rf"\frac{{{magnitude.numerator}}}{{{magnitude.denominator}}}"
             )
         if value < 0:
             return f"-{text}", NEGATION
@@ -392,7 +393,7 @@ def to_latex(node: Expr) -> str:
 PRINTERS = {"unicode": TextPrinter, "ascii": AsciiPrinter, "latex": LatexPrinter}
 
 
-def _decimal(value: Fraction) -> str | None:
+def decimal_text(value: Fraction) -> str | None:
     """A short exact decimal for `value`, or None if there is none."""
     denominator = value.denominator
     for prime in (2, 5):
@@ -420,7 +421,7 @@ def _is_reciprocal(node: Expr) -> bool:
     )
 
 
-def _split_sign(term: Expr) -> tuple[bool, Expr]:
+def split_sign(term: Expr) -> tuple[bool, Expr]:
     """Whether a term prints with a leading minus, and the term without it."""
     if isinstance(term, Number) and term.value < 0:
         return True, Number(-term.value)
