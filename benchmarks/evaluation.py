@@ -53,17 +53,20 @@ def derivative_dims(derivative: Derivative, arrays: Arrays) -> dict[str, int]:
 
 
 def indexcalc_thunk(problem: Problem, arrays: Arrays) -> Callable[[], object]:
-    """Differentiate and compile the problem's derivatives; a thunk that evaluates them."""
-    functions = [
-        ic.compile(
-            ic.diff(problem.notation, list(d.wrt)), out=d.out, dims=derivative_dims(d, arrays)
-        )
-        for d in problem.derivatives
-    ]
-    if len(functions) == 1:
-        (only,) = functions
+    """Differentiate and compile the problem's derivatives; a thunk that evaluates them.
+
+    Several derivatives (an MLP's weight gradients) compile together, so the forward pass
+    they share runs once, as in hand-written backpropagation."""
+    dims: dict[str, int] = {}
+    for d in problem.derivatives:
+        dims.update(derivative_dims(d, arrays))
+    expressions = [ic.diff(problem.notation, list(d.wrt)) for d in problem.derivatives]
+    outs = [d.out for d in problem.derivatives]
+    if len(expressions) == 1:
+        only = ic.compile(expressions[0], out=outs[0], dims=dims)
         return lambda: only(**arrays)
-    return lambda: tuple(f(**arrays) for f in functions)
+    together = ic.compile(expressions, out=outs, dims=dims)
+    return lambda: together(**arrays)
 
 
 def run_problem(
