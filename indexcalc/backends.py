@@ -116,7 +116,8 @@ class NumpyBackend:
     def constant(self, array: np.ndarray, like: Sequence) -> Callable:
         """A step making a constant in the floating dtype of the arrays `like`, so it
         promotes nothing."""
-        value = array.astype(np.result_type(*[a.dtype for a in like], np.float32))
+        dtypes = [a.dtype for a in like] or [np.float64]
+        value = array.astype(np.result_type(*dtypes, np.float32))
         return lambda: value
 
     def unify(self, arrays: list) -> list:

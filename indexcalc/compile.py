@@ -297,7 +297,8 @@ class Planner:
     # -- nodes -------------------------------------------------------------------------
 
     def _plan_Number(self, node: Number) -> Value:
-        constant = _scalar(node.value)  # a Python number: it keeps the arrays' dtype
+        # A Python float: weak, so it keeps the arrays' dtype, and never integer arithmetic.
+        constant = float(node.value)
         return Value(self.emit(lambda: constant, []), (), {}, {})
 
     def _plan_Tensor(self, node: Tensor) -> Value:
@@ -428,7 +429,10 @@ class Planner:
                             f"have sizes {size} ({known[0][1]}) and {other} ({where})"
                         )
             else:
-                size = self.size_of(sorted(members)[0], "in a δ")
+                # No operand fixes the class: take a kept index's size (dims, or by name)
+                # before a summed one's, whose name may be reused elsewhere.
+                ranked = sorted(members, key=lambda m: (m not in out, m not in self.fallback, m))
+                size = self.size_of(ranked[0], "in a δ")
             class_size[root] = size
         axes = tuple(sorted(out))
         full_sizes = {i: class_size[find(i)] for i in axes}

@@ -243,7 +243,8 @@ class TextPrinter:
         traces = {
             p: _repeated(f.indices)
             for p, f in enumerate(factors)
-            if isinstance(f, (Tensor, Delta))
+            if len(groups[group_of[p]]) == 1  # a ⊙ operand is parsed as its own product
+            and isinstance(f, (Tensor, Delta))
             and _repeated(f.indices)
             and all(counts[i] == 1 and i not in out and i not in held for i in _repeated(f.indices))
             and all(f.indices.count(i) == 2 for i in _repeated(f.indices))
@@ -297,7 +298,9 @@ class TextPrinter:
             bound = factor.all_indices - factor.free  # summed anywhere inside
             if precedence == ATOM:
                 return text  # an explicit Σ(...) already scopes its indices
-            if bound & others or precedence < PRODUCT:
+            # "/" groups to the left, so a quotient after another factor needs parentheses.
+            quotient = position > 0 and any(_is_reciprocal(f) for f in factor.factors)
+            if bound & others or precedence < PRODUCT or quotient:
                 return self.parens(text)
             return text
         return self.wrap(factor, POWER, held)

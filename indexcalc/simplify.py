@@ -153,6 +153,9 @@ class Algebra:
         """The product of `factors` summed over every index not in `out`, simplified."""
         out = frozenset(out)
         coefficient, flat = self._flatten_product(factors, out)
+        # A kept index no factor carries any more (its factor folded to a number): ones.
+        carried = frozenset().union(*(f.free for f in flat))
+        flat += [Delta((i, i)) for i in sorted(out - carried)]
         if coefficient == 0 or any(_vanishes(f) for f in flat):
             return ZERO
         flat = _contract_deltas(flat, out)
@@ -171,11 +174,24 @@ class Algebra:
             flat.insert(0, Number(coefficient))
         return Product(flat, out)
 
+    def ones(self, indices, source: Expr) -> Expr:
+        """Ones over `indices`: v_i^0 for a vector v_i that `source` reads, which keeps the
+        size of i known from the arrays; δ_ii (ones, or summed the size of i) otherwise."""
+        vectors = {
+            node.indices[0]: node
+            for node in _nodes(source)
+            if isinstance(node, Tensor) and len(node.indices) == 1
+        }
+        factors = [
+            Power(vectors[i], ZERO) if i in vectors else Delta((i, i)) for i in sorted(indices)
+        ]
+        return Product(factors, indices) if len(factors) > 1 else factors[0]
+
     def power(self, base: Expr, exponent: Expr) -> Expr:
         if isinstance(exponent, Number):
             n = exponent.value
             if n == 0:
-                return ONE
+                return self.ones(base.free, base) if base.free else ONE
             if n == 1:
                 return base
             if (
@@ -208,7 +224,12 @@ class Algebra:
         if isinstance(node, Sum):
             result = self.add(self.simplify(t) for t in node.terms)
         elif isinstance(node, Product):
-            result = self.multiply((self.simplify(f) for f in node.factors), node.out)
+            factors = [self.simplify(f) for f in node.factors]
+            # An index summed over factors that folded to numbers still counts: Σ_j 1 = n_j.
+            lost = node.summed - frozenset().union(*(f.free for f in factors))
+            if lost:
+                factors.append(self.ones(lost, node))
+            result = self.multiply(factors, node.out)
         elif isinstance(node, Power):
             result = self.power(self.simplify(node.base), self.simplify(node.exponent))
         elif isinstance(node, Func):
@@ -224,6 +245,9 @@ class Algebra:
             result = ZERO if len(set(node.indices)) != len(node.indices) else node
         else:
             result = node
+        if node.free - result.free:  # folded to something with fewer indices: broadcast ones
+            ones = self.ones(node.free - result.free, node)
+            result = self.multiply([result, ones], node.free)
         self._simplified[node] = result
         self._simplified[result] = result
         return result
@@ -415,6 +439,18 @@ class Algebra:
                 else:
                     merged.append(self.power(base, Number(total)))
         return _contract_deltas(merged, out)
+
+
+def _nodes(root: Expr) -> list[Expr]:
+    """The distinct nodes of `root`."""
+    found, stack, seen = [], [root], set()
+    while stack:
+        node = stack.pop()
+        if node not in seen:
+            seen.add(node)
+            found.append(node)
+            stack.extend(node.children)
+    return found
 
 
 def _rank_colours(colours: list) -> list[int]:
