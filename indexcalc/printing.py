@@ -270,11 +270,25 @@ class TextPrinter:
                 ]
                 texts.append(self.hadamard.join(parts))
         if explicit:
+            # Σ_E(...) around the groups that use E; the others follow it, outside.
+            inside = [k for k, g in enumerate(groups) if explicit & _free_of(factors, g)]
             body = self.times.join(
-                self.parens(t) if len(g) > 1 and len(texts) > 1 else t
-                for t, g in zip(texts, groups, strict=True)
+                self.parens(texts[k]) if len(groups[k]) > 1 and len(inside) > 1 else texts[k]
+                for k in inside
             )
-            return self.sum_over(sorted(explicit), body), ATOM
+            pieces = [self.sum_over(sorted(explicit), body)]
+            for k, group in enumerate(groups):
+                if k in inside:
+                    continue
+                if len(group) == 1:
+                    trace = traces.get(group[0], frozenset())
+                    pieces.append(self.juxtaposed(group[0], factors, held | trace))
+                else:
+                    parts = [
+                        self.hadamard_part(factors[p], held, j == 0) for j, p in enumerate(group)
+                    ]
+                    pieces.append(self.parens(self.hadamard.join(parts)))
+            return self.times.join(pieces), ATOM if len(pieces) == 1 else PRODUCT
         if len(texts) == 1:
             return texts[0], HADAMARD if len(groups[0]) > 1 else PRODUCT
         return self.times.join(
@@ -438,6 +452,10 @@ def split_sign(term: Expr) -> tuple[bool, Expr]:
                 return True, rest[0]
             return True, Product(rest, term.out)
     return False, term
+
+
+def _free_of(factors: list[Expr], positions) -> frozenset[str]:
+    return frozenset().union(*(factors[p].free for p in positions))
 
 
 def _hadamard_groups(factors: list[Expr], shared: set[str]) -> list[list[int]]:

@@ -174,11 +174,12 @@ class Algebra:
             flat.insert(0, Number(coefficient))
         return Product(flat, out)
 
-    def ones(self, indices, source: Expr) -> Expr:
-        """Ones over `indices`: v_i^0 for a vector v_i that `source` reads, which keeps the
+    def ones(self, indices, *sources: Expr) -> Expr:
+        """Ones over `indices`: v_i^0 for a vector v_i that `sources` read, which keeps the
         size of i known from the arrays; δ_ii (ones, or summed the size of i) otherwise."""
         vectors = {
             node.indices[0]: node
+            for source in sources
             for node in _nodes(source)
             if isinstance(node, Tensor) and len(node.indices) == 1
         }
@@ -374,11 +375,21 @@ class Algebra:
         flat: list[Expr] = []
         for position, factor in enumerate(factors):
             if isinstance(factor, Product):
+                # A dimension Σ_k δ_kk stays nested (below), so its k clashes with nothing.
                 others = set(out).union(
-                    *(f.all_indices for k, f in enumerate(factors) if k != position)
+                    *(
+                        f.all_indices
+                        for k, f in enumerate(factors)
+                        if k != position and not _is_dimension(f)
+                    )
                 )
                 clashes = sorted(factor.summed & others)
                 if clashes:
+                    factor = self._sized_dimensions(factor, clashes, factors)
+                    if _is_dimension(factor):
+                        # Σ_k δ_kk keeps its name, so k is still sized like the k beside it.
+                        flat.append(factor)
+                        continue
                     fresh = fresh_indices(len(clashes), taken)
                     taken |= set(fresh)
                     factor = _rename_summed(factor, dict(zip(clashes, fresh, strict=True)))
@@ -391,6 +402,21 @@ class Algebra:
                 else:
                     flat.append(item)
         return coefficient, flat
+
+    def _sized_dimensions(self, product: Product, clashes, factors) -> Product:
+        """A dimension δ_ii about to be renamed keeps its size: Σ_i δ_ii becomes Σ_i u_i^0
+        for a vector u_i beside it, whose name gave i its size before the renaming."""
+        replaced = list(product.factors)
+        for k, factor in enumerate(replaced):
+            if not (isinstance(factor, Delta) and len(set(factor.indices)) == 1):
+                continue
+            (index,) = set(factor.indices)
+            elsewhere = any(index in f.free for j, f in enumerate(replaced) if j != k)
+            if index in clashes and not elsewhere:
+                ones = self.ones({index}, *factors)
+                if isinstance(ones, Power):
+                    replaced[k] = ones
+        return Product(replaced, product.out)
 
     def _sigmoids(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
         """e^v ⊙ (1 + e^v)^-1 → σ(v), the form the chain rule gives for log(1 + e^v)."""
@@ -439,6 +465,15 @@ class Algebra:
                 else:
                     merged.append(self.power(base, Number(total)))
         return _contract_deltas(merged, out)
+
+
+def _is_dimension(node: Expr) -> bool:
+    """Σ_k δ_kk (or a product of such): the size of k, as a scalar."""
+    return (
+        isinstance(node, Product)
+        and not node.free
+        and all(isinstance(f, Delta) and len(set(f.indices)) == 1 for f in node.factors)
+    )
 
 
 def _nodes(root: Expr) -> list[Expr]:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from known_bugs import rejecting_known_bugs
 from strategies import Example, dims_with, evaluate, parsed, programs, variables
 
 import indexcalc as ic
@@ -191,7 +190,6 @@ def translated(expr: Expr, example: Example):
 
 @COMPARISONS
 @given(programs())
-@rejecting_known_bugs
 def test_value_matches_translation(example):
     expr = parsed(example)
     function = translated(expr, example)
@@ -202,7 +200,6 @@ def test_value_matches_translation(example):
 
 @COMPARISONS
 @given(programs(), st.data())
-@rejecting_known_bugs
 def test_gradient_matches_jax(example, data):
     expr = parsed(example)
     (variable,) = variables(data.draw, example, expr)
@@ -219,7 +216,6 @@ def test_gradient_matches_jax(example, data):
 
 @COMPARISONS
 @given(programs(), st.data())
-@rejecting_known_bugs
 def test_hessian_matches_jax(example, data):
     expr = parsed(example)
     first, second = variables(data.draw, example, expr, count=2)

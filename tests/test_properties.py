@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from known_bugs import rejecting_known_bugs
 from strategies import central_difference, dims_with, evaluate, parsed, programs, variables
 
 import indexcalc as ic
@@ -34,7 +33,6 @@ def roundoff(value) -> float:
 
 
 @given(programs(), st.data())
-@rejecting_known_bugs
 def test_derivative_equals_central_differences(example, data):
     expr = parsed(example)
     (variable,) = variables(data.draw, example, expr)
@@ -47,7 +45,6 @@ def test_derivative_equals_central_differences(example, data):
 
 
 @given(programs(), st.data())
-@rejecting_known_bugs
 def test_second_derivative_equals_differences_of_gradient(example, data):
     expr = parsed(example)
     first, second = variables(data.draw, example, expr, count=2)
@@ -62,7 +59,6 @@ def test_second_derivative_equals_differences_of_gradient(example, data):
 
 
 @given(programs(), st.data())
-@rejecting_known_bugs
 def test_mixed_second_derivatives_are_symmetric(example, data):
     expr = parsed(example)
     first, second = variables(data.draw, example, expr, count=2)
@@ -74,7 +70,6 @@ def test_mixed_second_derivatives_are_symmetric(example, data):
 
 
 @given(programs())
-@rejecting_known_bugs
 def test_simplify_preserves_value(example):
     expr = parsed(example)
     simplified = ic.simplify(expr)
@@ -86,7 +81,6 @@ def test_simplify_preserves_value(example):
 
 
 @given(programs())
-@rejecting_known_bugs
 def test_printed_expression_parses_back_to_the_same_value(example):
     expr = parsed(example)
     value = evaluate(expr, example, example.out)
@@ -98,7 +92,6 @@ def test_printed_expression_parses_back_to_the_same_value(example):
 
 
 @given(programs(), st.data())
-@rejecting_known_bugs
 def test_printed_derivative_parses_back_to_the_same_value(example, data):
     expr = parsed(example)
     (variable,) = variables(data.draw, example, expr)
@@ -113,7 +106,7 @@ def test_printed_derivative_parses_back_to_the_same_value(example, data):
     assert derivative.latex()
 
 
-# -- Regressions: counterexamples the properties found (see known_bugs.py) ----------------
+# -- Regressions: counterexamples the properties found, now fixed ------------------------
 
 
 @pytest.mark.parametrize("text", ["u_i v_j^0", "u_i cos(0 v_j)", "u_i exp(v_j - v_j)"])
@@ -147,12 +140,6 @@ def test_diagonal_factor_inside_hadamard_prints_its_sum(make, free):
         assert ic.parse(text).free_indices == free, text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ic.EvaluationError,
-    reason="bug: δ_ii takes its size from the free index i of u_i by name; the derivative "
-    "renames the trace to δ_jj and then asks for dims of j, an index the user never wrote",
-)
 def test_derivative_of_a_dimension_delta_evaluates_where_the_expression_does():
     u = np.array([1.0, 2.0, 3.0])
     np.testing.assert_allclose(ic.evaluate("δ_ii ⊙ u_i", u=u), 3 * u)
