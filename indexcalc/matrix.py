@@ -51,7 +51,7 @@ from .expr import (
     node_count,
 )
 from .functions import FUNCTIONS
-from .printing import decimal_text
+from .printing import ATOM, HADAMARD, NEGATION, POWER, PRODUCT, SUM, decimal_text
 from .simplify import Algebra, split_coefficient
 
 
@@ -790,8 +790,8 @@ class Factorer:
 
 # -- printers ------------------------------------------------------------------------------------
 
-# Precedence, loosest first.
-ADD, HADAMARD, NEGATIVE, PRODUCT, POSTFIX, ATOM = range(6)
+# The precedence table is the index printers' (printing.py): SUM < HADAMARD < NEGATION <
+# PRODUCT < POWER (also ᵀ) < ATOM.
 
 
 class MatrixPrinter:
@@ -851,7 +851,7 @@ class MatrixPrinter:
             decimal = decimal_text(magnitude)
             text, precedence = (decimal, ATOM) if decimal else (self.fraction(magnitude), PRODUCT)
         if value < 0:
-            return f"{self.minus}{text}", NEGATIVE
+            return f"{self.minus}{text}", NEGATION
         return text, precedence
 
     # -- nodes --------------------------------------------------------------------------------
@@ -869,13 +869,13 @@ class MatrixPrinter:
         return self.identity, ATOM
 
     def _print_Transpose(self, m: Transpose):
-        return self.transpose(self.wrap(m.operand, ATOM)), POSTFIX
+        return self.transpose(self.wrap(m.operand, ATOM)), POWER
 
     def _print_MatMul(self, m: MatMul):
         """``2 Uᵀ (X − U V)``; a scalar factor s^(−n) divides: ``x / sqrt(xᵀ x)``."""
         coefficient = m.coefficient
         numerators = [self.wrap(s, ATOM) for s in m.scalars if not _is_reciprocal(s)]
-        numerators += [self.wrap(f, POSTFIX) for f in m.chain]
+        numerators += [self.wrap(f, POWER) for f in m.chain]
         if not numerators:
             numerators = [self.number(abs(coefficient))[0]]
             coefficient = Fraction(1 if coefficient > 0 else -1)
@@ -889,9 +889,9 @@ class MatrixPrinter:
         if coefficient == 1:
             return text, PRODUCT
         if coefficient == -1:
-            return f"{self.minus}{text}", NEGATIVE
+            return f"{self.minus}{text}", NEGATION
         number, _ = self.number(coefficient)
-        return f"{number}{self.times}{text}", NEGATIVE if coefficient < 0 else PRODUCT
+        return f"{number}{self.times}{text}", NEGATION if coefficient < 0 else PRODUCT
 
     def _print_Add(self, m: Add):
         parts = []
@@ -902,10 +902,10 @@ class MatrixPrinter:
                 parts.append(f"{self.minus}{text}" if negative else text)
             else:
                 parts.append(f" {self.minus} {text}" if negative else f" + {text}")
-        return "".join(parts), ADD
+        return "".join(parts), SUM
 
     def _print_Hadamard(self, m: Hadamard):
-        return self.hadamard.join(self.wrap(f, POSTFIX) for f in m.factors), HADAMARD
+        return self.hadamard.join(self.wrap(f, POWER) for f in m.factors), HADAMARD
 
     def _print_Apply(self, m: Apply):
         name = self.function_name(m.name) + (self.prime if m.prime else "")
@@ -914,7 +914,7 @@ class MatrixPrinter:
     def _print_ElementPower(self, m: ElementPower):
         base = self.wrap(m.base, ATOM)
         exponent = self.wrap(m.exponent, ATOM)
-        return self.power(base, exponent, not m.base.is_scalar), POSTFIX
+        return self.power(base, exponent, not m.base.is_scalar), POWER
 
     def _print_Diag(self, m: Diag):
         return self.call(self.diag, self.show(m.operand)[0]), ATOM
