@@ -43,30 +43,13 @@ from .expr import (
     deep_recursion,
     delta_classes,
 )
+from .functions import FUNCTIONS
 from .printing import split_sign, to_ascii
 from .simplify import Algebra
 
 DEFAULT_SIZE = 100  # the size of an index for path planning when nothing gives one
 LINE_LENGTH = 88  # ruff's default, so the source is clean under a default configuration
 INDENT = "    "
-
-# NumPy source of each elementwise function; `{}` is an operand (a name or ``name.T``).
-NUMPY_SOURCE = {
-    "exp": "np.exp({})",
-    "log": "np.log({})",
-    "log1p": "np.log1p({})",
-    "sin": "np.sin({})",
-    "cos": "np.cos({})",
-    "tan": "np.tan({})",
-    "tanh": "np.tanh({})",
-    "sqrt": "np.sqrt({})",
-    "abs": "np.abs({})",
-    "sign": "np.sign({})",
-    "step": "np.heaviside({}, 0.0)",
-    "relu": "np.maximum({}, 0)",
-    "sigmoid": "0.5 * (np.tanh(0.5 * {}) + 1)",  # no overflow for large |u|
-    "softplus": "np.logaddexp(0, {})",
-}
 
 _RESERVED = {"np", "itertools"}
 
@@ -278,7 +261,7 @@ class Generator:
 
     def _v_Func(self, node: Func) -> Value:
         argument = self.value(node.arg)
-        code = NUMPY_SOURCE[node.name].format(argument.code)
+        code = FUNCTIONS[node.name].source.format(argument.code)
         return Value(self.assign(code), argument.axes)
 
     def _v_Power(self, node: Power) -> Value:

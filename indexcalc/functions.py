@@ -24,6 +24,7 @@ class Function:
     derivative: Callable[[Expr], Expr] | None  # f'(u) in terms of u; None means f' = 0
     unicode: str
     latex: str
+    source: str  # NumPy source for generated code; {} stands for the argument
 
 
 def _elementwise(*factors: Expr) -> Expr:
@@ -59,8 +60,12 @@ def _same(name: str):
 FUNCTIONS: dict[str, Function] = {
     f.name: f
     for f in (
-        Function("exp", np.exp, _same("exp"), lambda u: Func("exp", u), "exp", r"\exp"),
-        Function("log", np.log, _same("log"), lambda u: Power(u, MINUS_ONE), "log", r"\log"),
+        Function(
+            "exp", np.exp, _same("exp"), lambda u: Func("exp", u), "exp", r"\exp", "np.exp({})"
+        ),
+        Function(
+            "log", np.log, _same("log"), lambda u: Power(u, MINUS_ONE), "log", r"\log", "np.log({})"
+        ),
         Function(
             "log1p",
             np.log1p,
@@ -68,8 +73,11 @@ FUNCTIONS: dict[str, Function] = {
             lambda u: Power(Sum((ONE, u)), MINUS_ONE),
             "log1p",
             r"\operatorname{log1p}",
+            "np.log1p({})",
         ),
-        Function("sin", np.sin, _same("sin"), lambda u: Func("cos", u), "sin", r"\sin"),
+        Function(
+            "sin", np.sin, _same("sin"), lambda u: Func("cos", u), "sin", r"\sin", "np.sin({})"
+        ),
         Function(
             "cos",
             np.cos,
@@ -77,6 +85,7 @@ FUNCTIONS: dict[str, Function] = {
             lambda u: _elementwise(MINUS_ONE, Func("sin", u)),
             "cos",
             r"\cos",
+            "np.cos({})",
         ),
         Function(
             "tan",
@@ -85,6 +94,7 @@ FUNCTIONS: dict[str, Function] = {
             lambda u: Sum((ONE, Power(Func("tan", u), Number(2)))),
             "tan",
             r"\tan",
+            "np.tan({})",
         ),
         Function(
             "tanh",
@@ -93,6 +103,7 @@ FUNCTIONS: dict[str, Function] = {
             lambda u: _one_minus(Power(Func("tanh", u), Number(2))),
             "tanh",
             r"\tanh",
+            "np.tanh({})",
         ),
         Function(
             "sqrt",
@@ -101,11 +112,20 @@ FUNCTIONS: dict[str, Function] = {
             lambda u: _elementwise(Number("1/2"), Power(Func("sqrt", u), MINUS_ONE)),
             "sqrt",
             r"\sqrt",
+            "np.sqrt({})",
         ),
         Function(
-            "abs", np.abs, _same("abs"), lambda u: Func("sign", u), "abs", r"\operatorname{abs}"
+            "abs",
+            np.abs,
+            _same("abs"),
+            lambda u: Func("sign", u),
+            "abs",
+            r"\operatorname{abs}",
+            "np.abs({})",
         ),
-        Function("sign", np.sign, _same("sign"), None, "sign", r"\operatorname{sign}"),
+        Function(
+            "sign", np.sign, _same("sign"), None, "sign", r"\operatorname{sign}", "np.sign({})"
+        ),
         Function(
             "step",
             _step,
@@ -113,6 +133,7 @@ FUNCTIONS: dict[str, Function] = {
             None,
             "step",
             r"\operatorname{step}",
+            "np.heaviside({}, 0.0)",
         ),
         Function(
             "relu",
@@ -121,6 +142,7 @@ FUNCTIONS: dict[str, Function] = {
             lambda u: Func("step", u),
             "relu",
             r"\operatorname{relu}",
+            "np.maximum({}, 0)",
         ),
         Function(
             "sigmoid",
@@ -129,6 +151,7 @@ FUNCTIONS: dict[str, Function] = {
             lambda u: _elementwise(Func("sigmoid", u), _one_minus(Func("sigmoid", u))),
             "σ",
             r"\sigma",
+            "0.5 * (np.tanh(0.5 * {}) + 1)",
         ),
         Function(
             "softplus",
@@ -137,6 +160,7 @@ FUNCTIONS: dict[str, Function] = {
             lambda u: Func("sigmoid", u),
             "softplus",
             r"\operatorname{softplus}",
+            "np.logaddexp(0, {})",
         ),
     )
 }

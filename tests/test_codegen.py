@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import indexcalc as ic
-from indexcalc.codegen import NUMPY_SOURCE, CodegenError, codegen, codegen_value_and_grad
+from indexcalc.codegen import CodegenError, codegen, codegen_value_and_grad
 from indexcalc.functions import FUNCTIONS
 
 RNG = np.random.default_rng(17)
@@ -146,7 +146,7 @@ def test_a_surviving_delta_is_built_at_the_output():
 
 
 def test_every_function_has_numpy_source():
-    assert set(NUMPY_SOURCE) == set(FUNCTIONS)
+    assert all("{}" in f.source and "np." in f.source for f in FUNCTIONS.values())
 
 
 @pytest.mark.parametrize("name", sorted(FUNCTIONS))
