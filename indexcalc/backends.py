@@ -57,7 +57,7 @@ def library_of(value) -> str:
     return "numpy"
 
 
-def resolve(requested: str, arrays: dict[str, object]) -> Backend:
+def resolve(requested: str, arrays: dict[str, object]) -> NumpyBackend:
     """The backend for these arrays, given what the caller asked for."""
     if requested not in BACKENDS:
         raise EvaluationError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
@@ -419,4 +419,3 @@ def _then_permute(function, order: tuple[int, ...]):
 
 
 NUMPY = NumpyBackend()
-Backend = NumpyBackend

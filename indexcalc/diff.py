@@ -121,7 +121,7 @@ class Differentiator:
         return ZERO
 
 
-def parse_variable(wrt, var_rank: int | None = None) -> Tensor:
+def parse_variable(wrt) -> Tensor:
     """A derivative variable from ``"x_k"``, ``"W_gh"``, ``"w"`` or a `Tensor`."""
     if isinstance(wrt, Tensor):
         node = wrt

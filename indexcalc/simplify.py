@@ -16,7 +16,6 @@ from fractions import Fraction
 from typing import ClassVar
 
 from .expr import (
-    MINUS_ONE,
     ONE,
     ZERO,
     Delta,
@@ -141,13 +140,6 @@ class Algebra:
 
     def scale(self, coefficient, node: Expr) -> Expr:
         return self.multiply((Number(coefficient), node), node.free)
-
-    def negate(self, node: Expr) -> Expr:
-        return self.scale(-1, node)
-
-    def elementwise(self, *factors: Expr) -> Expr:
-        """Factors multiplied elementwise, keeping every index."""
-        return self.multiply(factors, frozenset().union(*(f.free for f in factors)))
 
     def multiply(self, factors: Iterable[Expr], out: Iterable[str]) -> Expr:
         """The product of `factors` summed over every index not in `out`, simplified."""
@@ -515,10 +507,6 @@ def _flatten_sum(terms: Iterable[Expr]):
             yield term
 
 
-def _used(factors: list[Expr]) -> set[str]:
-    return set().union(*(f.all_indices for f in factors))
-
-
 def _rename_summed(product: Product, mapping: dict[str, str]) -> Product:
     return Product((rename(f, mapping) for f in product.factors), product.out)
 
@@ -659,4 +647,4 @@ def simplify(expr_or_text, *, symmetric: Iterable[str] = (), var: str = "x") -> 
     return Algebra.shared(symmetric).simplify(node)
 
 
-__all__ = ["MINUS_ONE", "Algebra", "simplify", "split_coefficient"]
+__all__ = ["Algebra", "simplify", "split_coefficient"]

@@ -20,7 +20,6 @@ from lark import Token
 
 from .errors import (
     DefinitionError,
-    IndexCalcError,
     IndexNotationError,
     ParseError,
     Position,
@@ -130,13 +129,7 @@ class Builder(lark.Transformer):
 
     def __init__(self):
         super().__init__()
-        self._local = threading.local()
-
-    # -- state -------------------------------------------------------------------------
-
-    @property
-    def state(self) -> ParseState:
-        return self._local.state
+        self.state: ParseState | None = None  # set per parse, under _parse_lock
 
     def error(self, cls, message: str, position: Position):
         return cls(message, self.state.source, position)
@@ -633,17 +626,13 @@ def parse(text: str, var: str = "x") -> Expr:
         raise ParseError(f"the variable name must be a tensor name, not {var!r}")
     parser, builder = _parser()
     with _parse_lock:
-        builder._local.state = ParseState(text, var)
+        builder.state = ParseState(text, var)
         try:
             piece = parser.parse(text)
         except lark.exceptions.UnexpectedInput as error:
             raise _syntax_error(text, error) from None
-        except lark.exceptions.VisitError as error:
-            if isinstance(error.orig_exc, IndexCalcError):
-                raise error.orig_exc from None
-            raise
         finally:
-            builder._local.state = None
+            builder.state = None
     return piece.expr
 
 
