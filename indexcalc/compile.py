@@ -143,10 +143,15 @@ class Compiled:
         return self._names
 
     def __call__(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Array:
+        if arrays is not None and not isinstance(arrays, Mapping):
+            raise EvaluationError(
+                "arrays must be given by name, as a mapping or keywords, "
+                f"not {type(arrays).__name__}"
+            )
         given = {**arrays, **kw_arrays} if arrays else kw_arrays
         try:
             values = [given[name] for name in self._names]
-        except (KeyError, TypeError):
+        except KeyError:
             values = None
         if values is not None and self.backend in ("numpy", "auto"):
             # Fast path: NumPy arrays whose shapes and dtypes were planned before.
@@ -154,11 +159,6 @@ class Compiled:
             plan = self._plans.get(key)
             if plan is not None:
                 return plan.run(values)
-        if not isinstance(given, Mapping):
-            raise EvaluationError(
-                "arrays must be given by name, as a mapping or keywords, "
-                f"not {type(given).__name__}"
-            )
         missing = [name for name in self._names if name not in given]
         if missing:
             raise EvaluationError(

@@ -803,3 +803,11 @@ def test_several_expressions_take_one_out_order_each():
     np.testing.assert_array_equal(second, A.T)
     with pytest.raises(ic.EvaluationError, match="2 expressions"):
         ic.compile(["A_ij", "A_ij"], out=["ij"])
+
+
+@pytest.mark.parametrize("arrays", [[1.0, 2.0], 3.0, "x"])
+def test_arrays_not_given_by_name_are_an_evaluation_error(arrays):
+    with pytest.raises(ic.EvaluationError, match="given by name"):
+        ic.compile("x_i x_i")(arrays)
+    with pytest.raises(ic.EvaluationError, match="given by name"):
+        ic.evaluate("x_i x_i", arrays)
