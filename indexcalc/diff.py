@@ -178,7 +178,7 @@ def diff(
         raise DifferentiationError(
             f"expected an expression or notation, got {type(expr_or_text).__name__}"
         )
-    variables = [wrt] if isinstance(wrt, (str, Tensor)) else list(wrt)
+    variables = list(wrt) if isinstance(wrt, (list, tuple)) else [wrt]
     if not variables:
         raise DifferentiationError("wrt is empty: name at least one variable, like 'x_k'")
     algebra = Algebra.shared(symmetric)

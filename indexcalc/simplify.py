@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from fractions import Fraction
 from typing import ClassVar
 
+from .errors import IndexCalcError
 from .expr import (
     ONE,
     ZERO,
@@ -66,7 +67,7 @@ class Algebra:
     @classmethod
     def shared(cls, symmetric: Iterable[str] = ()) -> Algebra:
         """One instance per symmetric set, so repeated calls reuse its caches."""
-        key = frozenset(symmetric)
+        key = _tensor_names(symmetric)
         algebra = cls._shared.get(key)
         if algebra is None or len(algebra._canon) + len(algebra._simplified) > cls._CACHE_LIMIT:
             algebra = cls._shared[key] = cls(key)
@@ -478,6 +479,19 @@ def _nodes(root: Expr) -> list[Expr]:
             found.append(node)
             stack.extend(node.children)
     return found
+
+
+def _tensor_names(symmetric) -> frozenset[str]:
+    """The names in `symmetric`: one name, or an iterable of names."""
+    if isinstance(symmetric, str):
+        return frozenset((symmetric,))
+    try:
+        names = frozenset(symmetric)
+    except TypeError:
+        names = None
+    if names is None or not all(isinstance(n, str) for n in names):
+        raise IndexCalcError(f"symmetric must name tensors, like ['A'], not {symmetric!r}")
+    return names
 
 
 def _rank_colours(colours: list) -> list[int]:

@@ -429,3 +429,14 @@ def test_printed_hessian_parses_back(text):
         np.testing.assert_allclose(
             evaluate(reparsed, "kl"), evaluate(hessian, "kl"), rtol=1e-12, atol=1e-12
         )
+
+
+def test_symmetric_accepts_one_name_and_rejects_non_names():
+    assert ic.diff("x_i A_ij x_j", "x_k", symmetric="A") is ic.simplify("2 A_kj x_j")
+    with pytest.raises(ic.IndexCalcError, match="symmetric must name tensors"):
+        ic.diff("x_i A_ij x_j", "x_k", symmetric=5)
+
+
+def test_wrt_of_the_wrong_type_is_a_differentiation_error():
+    with pytest.raises(ic.DifferentiationError, match="wrt must be"):
+        ic.diff("x_i", 123)
