@@ -655,8 +655,6 @@ def simplify(expr_or_text, *, symmetric: Iterable[str] = (), var: str = "x") -> 
 
     node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
     if not isinstance(node, Expr):
-        from .errors import IndexCalcError
-
         raise IndexCalcError(f"expected an expression or notation, got {type(node).__name__}")
     return Algebra.shared(symmetric).simplify(node)
 
