@@ -99,3 +99,17 @@ def test_documented_session_runs(block: Block) -> None:
     runner = doctest.DocTestRunner(optionflags=doctest.NORMALIZE_WHITESPACE)
     runner.run(test)
     assert runner.summarize(verbose=False).failed == 0
+
+
+README = LANGUAGE.parents[1] / "README.md"
+
+
+def test_readme_tour_runs_and_its_commented_results_hold(capsys) -> None:
+    tour = README.read_text(encoding="utf-8").split("```python\n", 1)[1].split("```", 1)[0]
+    namespace: dict = {}
+    exec(compile(tour, "README.md", "exec"), namespace)  # our own documentation
+    ic = namespace["ic"]
+    assert str(ic.diff(namespace["e"], "x_k")) == "x_i A_ik + A_kj x_j"
+    assert ic.to_matrix(ic.diff(namespace["e"], "x_k")) == "(A + Aᵀ) x"
+    assert namespace["hessian_value"].shape == (10, 10)
+    assert "def grad(A, x):" in capsys.readouterr().out
