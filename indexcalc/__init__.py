@@ -13,8 +13,11 @@ from .errors import (
     EvaluationError,
     IndexCalcError,
     IndexNotationError,
+    NotationWarning,
     ParseError,
+    SymmetryError,
     TooDeepError,
+    UnsizedIndexError,
 )
 from .expr import Expr
 from .matrix import MatrixFormError, to_matrix
@@ -31,8 +34,11 @@ __all__ = [
     "IndexCalcError",
     "IndexNotationError",
     "MatrixFormError",
+    "NotationWarning",
     "ParseError",
+    "SymmetryError",
     "TooDeepError",
+    "UnsizedIndexError",
     "codegen",
     "codegen_value_and_grad",
     "compile",

@@ -290,9 +290,10 @@ class ArrayApiBackend(NumpyBackend):
         try:
             importlib.import_module("array_api_compat")
             self.xp = importlib.import_module(module)
-        except ImportError:
+        except ImportError as error:
+            missing = (error.name or module).split(".")[0]
             raise EvaluationError(
-                f"backend {name!r} needs {extra}, which is not installed: "
+                f"backend {name!r} needs the package {missing!r}, which is not installed: "
                 f"pip install 'indexcalc[{extra}]'"
             ) from None
         native = [v for v in arrays.values() if library_of(v) == name]

@@ -22,7 +22,7 @@ from functools import reduce
 import numpy as np
 
 from .backends import BACKENDS, NumpyBackend, identity, resolve
-from .errors import EvaluationError, IndexCalcError
+from .errors import EvaluationError, IndexCalcError, UnsizedIndexError
 from .expr import (
     Delta,
     Derivative,
@@ -257,10 +257,7 @@ class Planner:
     def size_of(self, index: str, where: str) -> int:
         if index in self.fallback:
             return self.fallback[index]
-        raise EvaluationError(
-            f"the size of index '{index}' ({where}) is not fixed by any array; "
-            f"pass it with dims={{'{index}': n}}"
-        )
+        raise UnsizedIndexError(index, where)
 
     def merge_sizes(self, parts: Iterable[Value]) -> tuple[dict[str, int], dict[str, str]]:
         sizes: dict[str, int] = {}

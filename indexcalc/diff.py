@@ -30,7 +30,7 @@ from .expr import (
     rename,
 )
 from .functions import FUNCTIONS
-from .simplify import Algebra
+from .simplify import Algebra, declared_symmetric
 
 
 class Differentiator:
@@ -163,7 +163,8 @@ def diff(
     wrt : str, Tensor, or a list of them
         The variable with fresh derivative indices: ``"x_k"``, ``"W_gh"``, ``"w"``. A list
         takes successive derivatives: ``["x_k", "x_l"]`` is the Hessian.
-    symmetric : names of tensors known to be symmetric; the canonical form uses it.
+    symmetric : names of matrices equal to their transpose (A_ij = A_ji); the canonical
+        form uses it. A tensor of rank above 2 cannot be declared: `SymmetryError`.
 
     Returns
     -------
@@ -181,7 +182,7 @@ def diff(
     variables = list(wrt) if isinstance(wrt, (list, tuple)) else [wrt]
     if not variables:
         raise DifferentiationError("wrt is empty: name at least one variable, like 'x_k'")
-    algebra = Algebra.shared(symmetric)
+    algebra = Algebra.shared(declared_symmetric(symmetric, node))
     result = algebra.simplify(node)
     for variable in variables:
         tensor = parse_variable(variable)

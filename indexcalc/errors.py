@@ -9,6 +9,10 @@ class IndexCalcError(Exception):
     """Base of every error caused by user input: bad notation, bad arrays, bad options."""
 
 
+class NotationWarning(UserWarning):
+    """Valid notation that probably does not mean what its writer meant, like ``x^T``."""
+
+
 @dataclass(frozen=True)
 class Position:
     """A place in the source text: 1-based line and column."""
@@ -50,8 +54,32 @@ class DifferentiationError(IndexCalcError):
     """A derivative that cannot be taken as asked: a bad `wrt`, a clashing index."""
 
 
+class SymmetryError(IndexCalcError):
+    """A `symmetric=` declaration that indexcalc cannot take as meant."""
+
+
 class EvaluationError(IndexCalcError):
     """Arrays that do not fit the expression: missing, wrong rank, inconsistent sizes."""
+
+
+class UnsizedIndexError(EvaluationError):
+    """An index whose size no array fixes, so it must be given.
+
+    `index` and `where` let a front end say how to give it: the API's ``dims=`` by
+    default, the command line's ``--dims`` through `for_option`.
+    """
+
+    def __init__(self, index: str, where: str, how: str | None = None):
+        self.index = index
+        self.where = where
+        how = how or f"dims={{'{index}': n}}"
+        super().__init__(
+            f"the size of index '{index}' ({where}) is not fixed by any array; pass it with {how}"
+        )
+
+    def for_option(self, option: str) -> UnsizedIndexError:
+        """The same error, telling how to give the size with a command-line option."""
+        return UnsizedIndexError(self.index, self.where, f"{option} {self.index}=N")
 
 
 class TooDeepError(IndexCalcError):

@@ -8,6 +8,7 @@ and ASCII forms parse back to an equivalent expression.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from decimal import Decimal, localcontext
 from fractions import Fraction
 
@@ -42,7 +43,9 @@ class TextPrinter:
     minus = "-"
 
     def __init__(self):
-        self._memo: dict[tuple[int, frozenset[str]], tuple[str, int]] = {}
+        # Keyed by the interned node itself, which the memo keeps alive: an id() could be
+        # reused by a temporary node built while printing and return another node's text.
+        self._memo: dict[tuple[Expr, frozenset[str]], tuple[str, int]] = {}
 
     def doprint(self, node: Expr) -> str:
         return self.show(node, frozenset())[0]
@@ -50,7 +53,7 @@ class TextPrinter:
     def show(self, node: Expr, held: frozenset[str]) -> tuple[str, int]:
         """Text and precedence of `node`; `held` are indices bound by an enclosing Σ."""
         held = held & node.all_indices
-        key = (id(node), held)
+        key = (node, held)
         if key not in self._memo:
             method = getattr(self, f"_print_{type(node).__name__}")
             self._memo[key] = method(node, held)
@@ -272,7 +275,7 @@ class TextPrinter:
         if explicit:
             # Σ_E(...) around the groups that use E; the others follow it, outside.
             inside = [k for k, g in enumerate(groups) if explicit & _free_of(factors, g)]
-            body = self.times.join(
+            body = self.chain(
                 self.parens(texts[k]) if len(groups[k]) > 1 and len(inside) > 1 else texts[k]
                 for k in inside
             )
@@ -288,12 +291,20 @@ class TextPrinter:
                         self.hadamard_part(factors[p], held, j == 0) for j, p in enumerate(group)
                     ]
                     pieces.append(self.parens(self.hadamard.join(parts)))
-            return self.times.join(pieces), ATOM if len(pieces) == 1 else PRODUCT
+            return self.chain(pieces), ATOM if len(pieces) == 1 else PRODUCT
         if len(texts) == 1:
             return texts[0], HADAMARD if len(groups[0]) > 1 else PRODUCT
-        return self.times.join(
+        return self.chain(
             self.parens(t) if len(g) > 1 else t for t, g in zip(texts, groups, strict=True)
         ), PRODUCT
+
+    def chain(self, texts: Iterable[str]) -> str:
+        """Texts juxtaposed. "/" groups to the left over everything before it, so a
+        quotient after the first factor needs parentheses: `a (b / c)`, not `a b / c`."""
+        return self.times.join(
+            self.parens(text) if k and _has_top_level_slash(text) else text
+            for k, text in enumerate(texts)
+        )
 
     def hadamard_part(self, factor: Expr, held, first: bool) -> str:
         """An operand of ⊙; a leading nested ⊙ chain that sums nothing needs no parentheses
@@ -312,9 +323,7 @@ class TextPrinter:
             bound = factor.all_indices - factor.free  # summed anywhere inside
             if precedence == ATOM:
                 return text  # an explicit Σ(...) already scopes its indices
-            # "/" groups to the left, so a quotient after another factor needs parentheses.
-            quotient = position > 0 and any(_is_reciprocal(f) for f in factor.factors)
-            if bound & others or precedence < PRODUCT or quotient:
+            if bound & others or precedence < PRODUCT:
                 return self.parens(text)
             return text
         return self.wrap(factor, POWER, held)
@@ -422,6 +431,19 @@ def decimal_text(value: Fraction) -> str | None:
         context.prec = 40
         text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
     return text if len(text) <= 12 else None
+
+
+def _has_top_level_slash(text: str) -> bool:
+    """Whether `text` divides outside any parentheses."""
+    depth = 0
+    for char in text:
+        if char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "/" and depth == 0:
+            return True
+    return False
 
 
 def _has_repeats(indices) -> bool:

@@ -10,12 +10,13 @@ names stay those of the first equal term, so results read in the user's own indi
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from collections.abc import Iterable
 from fractions import Fraction
 from typing import ClassVar
 
-from .errors import IndexCalcError
+from .errors import IndexCalcError, SymmetryError
 from .expr import (
     ONE,
     ZERO,
@@ -59,9 +60,8 @@ class Algebra:
     def __init__(self, symmetric: Iterable[str] = ()):
         self.symmetric = frozenset(symmetric)
         self._canon: dict[Expr, tuple] = {}
-        self._skeleton_ids: dict[tuple, int] = {}
-        self._skeletons: list[tuple] = []
-        self._texts: dict[int, str] = {}
+        self._skeletons: dict[bytes, tuple] = {}
+        self._texts: dict[bytes, str] = {}
         self._simplified: dict[Expr, Expr] = {}
 
     @classmethod
@@ -253,20 +253,21 @@ class Algebra:
         skeleton, names = self.canonical(node)
         return skeleton, self._instance(node, tuple((0, n) for n in names))
 
-    def canonical(self, node: Expr) -> tuple[int, tuple[str, ...]]:
+    def canonical(self, node: Expr) -> tuple[bytes, tuple[str, ...]]:
         """(skeleton, names): the node with its free indices replaced by positions
-        ``("f", k)``, interned as a small int, and the free index name at each position."""
+        ``("f", k)``, named by a digest of its structure, and the free index name at each
+        position. A digest, unlike a counter, orders skeletons the same way in every
+        process and after any prior work, so canonical names and term order are stable."""
         cached = self._canon.get(node)
         if cached is None:
             shallow, names = self._canonical(node)
-            skeleton = self._skeleton_ids.setdefault(shallow, len(self._skeletons))
-            if skeleton == len(self._skeletons):
-                self._skeletons.append(shallow)
+            skeleton = _digest(shallow)
+            self._skeletons.setdefault(skeleton, shallow)
             cached = (skeleton, names)
             self._canon[node] = cached
         return cached
 
-    def skeleton_text(self, skeleton: int) -> str:
+    def skeleton_text(self, skeleton: bytes) -> str:
         """A stable text for a skeleton, for ordering terms the same way in every run."""
         text = self._texts.get(skeleton)
         if text is None:
@@ -481,6 +482,27 @@ def _nodes(root: Expr) -> list[Expr]:
     return found
 
 
+def declared_symmetric(symmetric, node: Expr) -> frozenset[str]:
+    """The names in `symmetric`, checked against how `node` uses them.
+
+    ``symmetric=["A"]`` means A_ij = A_ji: a matrix equal to its transpose. A tensor of
+    higher rank has several symmetries a user may mean (all permutations, or an elasticity
+    tensor's minor and major symmetries), so declaring one is an error, not a guess.
+    """
+    names = _tensor_names(symmetric)
+    for tensor in _nodes(node):
+        if isinstance(tensor, Tensor) and tensor.name in names and len(tensor.indices) > 2:
+            raise SymmetryError(
+                f"symmetric= declares a matrix equal to its transpose (A_ij = A_ji), but "
+                f"'{tensor.name}' has {len(tensor.indices)} indices "
+                f"({tensor.name}_{''.join(tensor.indices)}); which of its index symmetries "
+                f"hold is not implied, so only rank-2 tensors may be declared symmetric. "
+                f"Leave '{tensor.name}' out of symmetric= (results stay correct, only less "
+                f"collected), or write its symmetrised form explicitly"
+            )
+    return names
+
+
 def _tensor_names(symmetric) -> frozenset[str]:
     """The names in `symmetric`: one name, or an iterable of names."""
     if isinstance(symmetric, str):
@@ -492,6 +514,11 @@ def _tensor_names(symmetric) -> frozenset[str]:
     if names is None or not all(isinstance(n, str) for n in names):
         raise IndexCalcError(f"symmetric must name tensors, like ['A'], not {symmetric!r}")
     return names
+
+
+def _digest(shallow: tuple) -> bytes:
+    """A stable name for a skeleton: its children are digests already, so this is O(1)."""
+    return hashlib.blake2b(repr(shallow).encode(), digest_size=16).digest()
 
 
 def _rank_colours(colours: list) -> list[int]:
@@ -649,14 +676,15 @@ def simplify(expr_or_text, *, symmetric: Iterable[str] = (), var: str = "x") -> 
     ----------
     expr_or_text : Expr or str
         An expression or notation to parse (``var`` names the comma-derivative variable).
-    symmetric : names of tensors known to be symmetric, e.g. ``["A"]``.
+    symmetric : names of matrices equal to their transpose, e.g. ``["A"]`` for A_ij = A_ji.
+        Only rank-2 tensors may be declared (see `declared_symmetric`).
     """
     from .syntax import parse
 
     node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
     if not isinstance(node, Expr):
         raise IndexCalcError(f"expected an expression or notation, got {type(node).__name__}")
-    return Algebra.shared(symmetric).simplify(node)
+    return Algebra.shared(declared_symmetric(symmetric, node)).simplify(node)
 
 
-__all__ = ["Algebra", "simplify", "split_coefficient"]
+__all__ = ["Algebra", "declared_symmetric", "simplify", "split_coefficient"]

@@ -8,6 +8,7 @@ records comma derivatives as `Derivative` nodes; differentiation carries them ou
 from __future__ import annotations
 
 import threading
+import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -21,6 +22,7 @@ from lark import Token
 from .errors import (
     DefinitionError,
     IndexNotationError,
+    NotationWarning,
     ParseError,
     Position,
 )
@@ -633,7 +635,69 @@ def parse(text: str, var: str = "x") -> Expr:
             raise _syntax_error(text, error) from None
         finally:
             builder.state = None
+    hint = transpose_hint(piece.expr)
+    if hint is not None:
+        warnings.warn(hint, NotationWarning, stacklevel=3)
     return piece.expr
+
+
+TRANSPOSE = Tensor("T")
+
+
+def transpose_hint(expr: Expr) -> str | None:
+    """What `expr` was read as, when a scalar T appears only as an exponent: ``x^T`` is
+    matrix notation for a transpose, which index notation reads as x to the power T.
+
+    Where `expr` is a product of bare names, some raised to T, the hint shows the index
+    form, taking lowercase names as vectors and capitals as matrices: x^T A x → x_i A_ij x_j.
+    """
+    nodes = _nodes(expr)
+    if TRANSPOSE not in nodes:
+        return None
+    as_exponent = [n for n in nodes if isinstance(n, Power) and n.exponent is TRANSPOSE]
+    elsewhere = [n for n in nodes if TRANSPOSE in n.children and n not in as_exponent]
+    if not as_exponent or elsewhere:
+        return None
+    message = (
+        "'^T' was read as a power of a scalar named T, not as a transpose: indexcalc reads "
+        "index notation"
+    )
+    index_form = _matrix_chain_in_indices(expr)
+    if index_form is not None:
+        message += f"; for the transpose write {index_form}"
+    return message
+
+
+def _matrix_chain_in_indices(expr: Expr) -> str | None:
+    """x^T A x as index notation, x_i A_ij x_j; None unless `expr` is such a chain."""
+    factors = expr.factors if isinstance(expr, Product) else (expr,)
+    names = []
+    for factor in factors:
+        transposed = isinstance(factor, Power) and factor.exponent is TRANSPOSE
+        base = factor.base if transposed else factor
+        if not (isinstance(base, Tensor) and not base.indices and base.name != "T"):
+            return None
+        names.append((base.name, transposed))
+    letters = iter("ijklmnpqrs")
+    pieces, pending = [], None  # pending: the column index the next factor's rows meet
+    for name, transposed in names:
+        matrix = name[0].isupper()
+        row = None if transposed and not matrix else pending or next(letters)
+        column = next(letters) if matrix or transposed else None
+        axes = (column, row) if matrix and transposed else (row, column)
+        pieces.append(f"{name}_{''.join(a for a in axes if a)}")
+        pending = column
+    return " ".join(pieces)
+
+
+def _nodes(root: Expr) -> set[Expr]:
+    found, stack = set(), [root]
+    while stack:
+        node = stack.pop()
+        if node not in found:
+            found.add(node)
+            stack.extend(node.children)
+    return found
 
 
 def _is_identifier(name: str) -> bool:

@@ -135,6 +135,23 @@ def test_core_install_names_the_extra_to_install(monkeypatch, backend):
         ic.evaluate(QUADRATIC, A=A, x=x, backend=backend)
 
 
+@pytest.mark.parametrize("backend", ["dask", "jax", "torch", "cupy"])
+def test_missing_array_api_compat_is_named_even_when_the_library_is_installed(monkeypatch, backend):
+    """jax installed without array_api_compat must not be reported as 'jax is not installed'."""
+    monkeypatch.setitem(sys.modules, "array_api_compat", None)
+    A, x = _quadratic_data()
+    with pytest.raises(ic.EvaluationError, match="needs the package 'array_api_compat'"):
+        ic.evaluate(QUADRATIC, A=A, x=x, backend=backend)
+
+
+def test_missing_array_library_is_named(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jax", None)
+    monkeypatch.setitem(sys.modules, "jax.numpy", None)
+    A, x = _quadratic_data()
+    with pytest.raises(ic.EvaluationError, match="needs the package 'jax'"):
+        ic.evaluate(QUADRATIC, A=A, x=x, backend="jax")
+
+
 def test_numpy_evaluation_never_imports_array_api_compat():
     """The NumPy path must not need the backend extras, not even to look at the arrays."""
     program = (
