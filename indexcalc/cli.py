@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import traceback
+import warnings
 import zipfile
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -26,7 +27,8 @@ import numpy as np
 
 import indexcalc as ic
 
-from .expr import Delta, Epsilon, Expr, Tensor, deep_recursion
+from .diff import parse_variable
+from .expr import Delta, Derivative, Epsilon, Expr, Tensor, deep_recursion
 from .printing import PRINTERS
 
 EXIT_OK = 0
@@ -364,10 +366,13 @@ def _matrix_style() -> str:
 
 
 def run_eval(args: argparse.Namespace) -> int:
-    text = read_expression(args.expr)
+    """EXPR, or with --wrt its derivative, evaluated on the NAME=VALUE arrays."""
+    given = ic.parse(read_expression(args.expr), var=args.var)
+    expr = ic.diff(given, args.wrt, symmetric=split_items(args.symmetric)) if args.wrt else given
     arrays = load_arrays(args.arrays)
-    compiled = ic.compile(text, args.out, dims=parse_dims(args.dims), var=args.var)
-    unused = sorted(set(arrays) - set(compiled.inputs))
+    dims = {**variable_sizes(given, args.wrt or (), arrays), **parse_dims(args.dims)}
+    compiled = ic.compile(expr, args.out, dims=dims)
+    unused = sorted(set(arrays) - set(compiled.inputs) - given.tensor_names)
     if unused:
         print(
             f"indexcalc: warning: the expression does not use {', '.join(unused)}",
@@ -386,36 +391,33 @@ def run_eval(args: argparse.Namespace) -> int:
 
 
 def run_check(args: argparse.Namespace) -> int:
+    """Compare each derivative, as printed and parsed back, with finite differences."""
     if args.seed < 0:
         raise InputError(f"--seed must be a whole number >= 0, not {args.seed}")
     expr = ic.parse(read_expression(args.expr), var=args.var)
-    stages = [expr]
-    for wrt in args.wrt:
-        stages.append(ic.diff(stages[-1], wrt))
-    variables = [ic.parse(wrt) for wrt in args.wrt]
-    sizes, shapes = index_sizes([expr, *variables], parse_dims(args.dims))
+    if args.wrt:
+        chains = [(expr, [parse_variable(wrt) for wrt in args.wrt])]
+    else:
+        chains = comma_chains(expr)
+        if not chains:
+            raise InputError(
+                "nothing to check: give --wrt VAR, or write a comma derivative in EXPR, "
+                "like f = x_i A_ij x_j; f_{,k}"
+            )
+    dims = parse_dims(args.dims)
+    sizes, shapes = index_sizes([expr, *(v for _, chain in chains for v in chain)], dims)
     rng = np.random.default_rng(args.seed)
     arrays = {
         name: rng.uniform(RANDOM_LOW, RANDOM_HIGH, size=shape)
         for name, shape in sorted(shapes.items())
     }
-    corruption = 1.001 if os.environ.get(CORRUPT_ENV) == "1" else 1.0
-
-    write(f"derivative: {render(stages[-1], 'unicode')}")
     worst_absolute = worst_relative = 0.0
-    out = expr.free_indices
-    with np.errstate(all="ignore"):
-        for before, derivative, variable in zip(stages[:-1], stages[1:], variables, strict=True):
-            numeric = central_difference(ic.compile(before, out, dims=sizes), arrays, variable.name)
-            out = (*out, *variable.indices)
-            symbolic = ic.compile(derivative, out, dims=sizes)(arrays) * corruption
-            if not (np.all(np.isfinite(numeric)) and np.all(np.isfinite(symbolic))):
-                write("FAILED: the values are not finite (NaN or inf) at the random inputs")
-                return EXIT_CHECK_FAILED
-            absolute = float(np.max(np.abs(symbolic - numeric), initial=0.0))
-            scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
-            worst_absolute = max(worst_absolute, absolute)
-            worst_relative = max(worst_relative, absolute / scale)
+    for base, variables in chains:
+        errors = check_chain(base, variables, arrays, sizes)
+        if errors is None:
+            return EXIT_CHECK_FAILED
+        worst_absolute = max(worst_absolute, errors[0])
+        worst_relative = max(worst_relative, errors[1])
     write(f"max abs error: {worst_absolute:.3e}")
     write(f"max rel error: {worst_relative:.3e}")
     if worst_relative <= args.tol:
@@ -423,6 +425,82 @@ def run_check(args: argparse.Namespace) -> int:
         return EXIT_OK
     write(f"FAILED: max rel error {worst_relative:.3e} exceeds tolerance {args.tol:g}")
     return EXIT_CHECK_FAILED
+
+
+def comma_chains(expr: Expr) -> list[tuple[Expr, list[Tensor]]]:
+    """Each outermost comma derivative in `expr` as (what is differentiated, variables):
+    ``f_{,(ij)}`` gives (f, [x_i, x_j])."""
+    chains, stack, seen = [], [expr], set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        if isinstance(node, Derivative):
+            variables = []
+            while isinstance(node, Derivative):
+                variables.append(node.wrt)
+                node = node.expr
+            chains.append((node, variables[::-1]))
+        else:
+            stack.extend(node.children)
+    return chains
+
+
+def check_chain(
+    base: Expr,
+    variables: Sequence[Tensor],
+    arrays: Mapping[str, np.ndarray],
+    sizes: Mapping[str, int],
+) -> tuple[float, float] | None:
+    """The worst absolute and relative errors of the successive derivatives of `base`.
+
+    Each derivative is printed, and the printed text, parsed back, is what is compared
+    with central differences of the one before it: a printing bug cannot pass. Returns
+    None, having said why, when a derivative does not parse back or is not finite.
+    """
+    corruption = 1.001 if os.environ.get(CORRUPT_ENV) == "1" else 1.0
+    before, out = base, base.free_indices
+    worst_absolute = worst_relative = 0.0
+    text = ""
+    with np.errstate(all="ignore"):
+        for variable in variables:
+            text = render(ic.diff(before, variable), "unicode")
+            try:
+                printed = ic.parse(text)
+            except ic.ParseError as error:
+                write(f"derivative: {text}")
+                write(f"FAILED: the printed derivative does not parse back: {error}")
+                return None
+            numeric = central_difference(ic.compile(before, out, dims=sizes), arrays, variable.name)
+            out = (*out, *variable.indices)
+            symbolic = ic.compile(printed, out, dims=sizes)(arrays) * corruption
+            if not (np.all(np.isfinite(numeric)) and np.all(np.isfinite(symbolic))):
+                write(f"derivative: {text}")
+                write("FAILED: the values are not finite (NaN or inf) at the random inputs")
+                return None
+            absolute = float(np.max(np.abs(symbolic - numeric), initial=0.0))
+            scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
+            worst_absolute = max(worst_absolute, absolute)
+            worst_relative = max(worst_relative, absolute / scale)
+            before = printed
+    write(f"derivative: {text}")
+    return worst_absolute, worst_relative
+
+
+def variable_sizes(
+    expr: Expr, wrt: Iterable[str], arrays: Mapping[str, np.ndarray]
+) -> dict[str, int]:
+    """The sizes of derivative indices, from the shapes of the variables' arrays: for each
+    --wrt and each comma derivative written in `expr`."""
+    variables = [parse_variable(w) for w in wrt]
+    variables += [node.wrt for node in _nodes([expr]) if isinstance(node, Derivative)]
+    sizes: dict[str, int] = {}
+    for variable in variables:
+        shape = np.shape(arrays.get(variable.name, ()))
+        if len(shape) == len(variable.indices):
+            sizes.update(zip(variable.indices, shape, strict=True))
+    return sizes
 
 
 # -- check: random inputs and finite differences -------------------------------------------
@@ -596,13 +674,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     evaluate = commands.add_parser(
         "eval",
-        parents=[common, dims],
+        parents=[common, dims, symmetric],
         help="evaluate an expression on arrays",
         description="Evaluate EXPR on arrays given as NAME=VALUE and print the result.",
         epilog=EVAL_EPILOG,
         formatter_class=formatter,
     )
     evaluate.add_argument("arrays", nargs="*", metavar="NAME=VALUE", help="an input array")
+    evaluate.add_argument(
+        "--wrt",
+        action="append",
+        metavar="VAR",
+        help="evaluate the derivative by VAR, like x_k or W_ab (repeat for successive "
+        "derivatives); its indices take their sizes from VAR's array",
+    )
     evaluate.add_argument(
         "--out", help="the axis order of the result, like kl (default: free indices sorted)"
     )
@@ -621,7 +706,10 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     check.add_argument(
-        "--wrt", action="append", required=True, metavar="VAR", help="as for diff; repeatable"
+        "--wrt",
+        action="append",
+        metavar="VAR",
+        help="as for diff; repeatable. Without it, each comma derivative in EXPR is checked",
     )
     check.add_argument("--seed", type=int, default=0, help="seed of the random inputs (0)")
     check.add_argument(
@@ -631,15 +719,41 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    """The arguments, with a subcommand's options allowed anywhere among its positionals
+    (``eval EXPR --var x A=... x=...``), as argparse's intermixed parsing reads them."""
+    commands = next(
+        action.choices
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    position = next((k for k, a in enumerate(argv) if not a.startswith("-")), None)
+    head = argv[:position] if position is not None else argv
+    if position is None or argv[position] not in commands or set(head) - {"--debug"}:
+        return parser.parse_args(argv)  # help, version and usage errors as argparse says them
+    args = commands[argv[position]].parse_intermixed_args(argv[position + 1 :])
+    args.command = argv[position]
+    args.debug = "--debug" in head or getattr(args, "debug", False)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line with `argv` (default: ``sys.argv[1:]``); return the exit code."""
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parse_arguments(parser, list(sys.argv[1:] if argv is None else argv))
     except SystemExit as stop:  # --help, --version, or a usage error already printed
         return stop.code if isinstance(stop.code, int) else EXIT_USER_ERROR
     try:
-        return args.run(args)
+        with warnings.catch_warnings(record=True) as notes:
+            warnings.simplefilter("always", ic.NotationWarning)
+            try:
+                return args.run(args)
+            finally:
+                for note in notes:
+                    print(f"indexcalc: note: {note.message}", file=sys.stderr)
+    except ic.UnsizedIndexError as error:
+        return _fail(f"indexcalc: error: {error.for_option('--dims')}", EXIT_USER_ERROR, args.debug)
     except ic.IndexCalcError as error:
         return _fail(f"indexcalc: error: {error}", EXIT_USER_ERROR, args.debug)
     except KeyboardInterrupt:

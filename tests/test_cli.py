@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import indexcalc as ic
+from indexcalc import cli
 from indexcalc.cli import CORRUPT_ENV, main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -340,3 +341,92 @@ def test_unexpected_exception_is_an_internal_error_with_exit_3(capsys, monkeypat
     stderr = capsys.readouterr().err
     assert stderr.startswith("indexcalc: internal error: RuntimeError: boom")
     assert "Traceback" not in stderr
+
+
+# -- printed results are the derivative (issue 12) ----------------------------------------
+
+RAYLEIGH = "x_i A_ij x_j / (x_k x_k)"
+RAYLEIGH_ARRAYS = ("A=[[1,2],[2,4]]", "x=[1,2]")
+RAYLEIGH_HESSIAN = [[-1.6, 0.8], [0.8, -0.4]]
+
+
+def test_printed_hessian_evaluates_to_the_comma_form_on_the_command_line() -> None:
+    text = printed(run("diff", RAYLEIGH, "--wrt", "x_m", "--wrt", "x_n"))
+    from_text = numbers(printed(run("eval", text, *RAYLEIGH_ARRAYS, "--out", "mn")))
+    comma = f"f = {RAYLEIGH}; f_{{,mn}}"
+    from_comma = numbers(printed(run("eval", comma, *RAYLEIGH_ARRAYS, "--out", "mn")))
+    np.testing.assert_allclose(from_text.reshape(2, 2), RAYLEIGH_HESSIAN)
+    np.testing.assert_allclose(from_comma.reshape(2, 2), RAYLEIGH_HESSIAN)
+
+
+def test_eval_with_wrt_evaluates_the_derivative() -> None:
+    result = run("eval", RAYLEIGH, "--wrt", "x_m", "--wrt", "x_n", *RAYLEIGH_ARRAYS)
+    np.testing.assert_allclose(numbers(printed(result)).reshape(2, 2), RAYLEIGH_HESSIAN)
+
+
+def test_eval_with_wrt_sizes_derivative_indices_from_the_variables_array() -> None:
+    weights, x = np.arange(6.0).reshape(3, 2), np.array([1.0, 2.0])
+    result = run("eval", "W_ij x_j", "--wrt", "W_ab", "W=[[0,1],[2,3],[4,5]]", "x=[1,2]")
+    assert "does not use" not in result.stderr
+    expected = np.einsum("ia,b->abi", np.eye(3), x)  # ∂(W x)_i/∂W_ab = δ_ia x_b
+    assert weights.shape == (3, 2)
+    np.testing.assert_allclose(numbers(printed(result)).reshape(3, 2, 3), expected)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("eval", "(x_i A_ij x_j)_{,k}", "--var", "x", "A=[[1,2],[3,4]]", "x=[1,1]"),
+        ("eval", "--var", "x", "(x_i A_ij x_j)_{,k}", "A=[[1,2],[3,4]]", "x=[1,1]"),
+        ("eval", "(x_i A_ij x_j)_{,k}", "A=[[1,2],[3,4]]", "--var", "x", "x=[1,1]"),
+        ("eval", "(x_i A_ij x_j)_{,k}", "A=[[1,2],[3,4]]", "x=[1,1]", "--var", "x"),
+        ("--debug", "eval", "(x_i A_ij x_j)_{,k}", "A=[[1,2],[3,4]]", "--out", "k", "x=[1,1]"),
+    ],
+)
+def test_options_may_come_anywhere_among_the_arguments(args) -> None:
+    np.testing.assert_allclose(numbers(printed(run(*args))), [7.0, 13.0])  # (A + Aᵀ) x
+
+
+def test_check_accepts_a_comma_derivative_program_without_wrt() -> None:
+    result = run("check", f"f = {RAYLEIGH}; f_{{,mn}}")
+    output = printed(result)
+    assert check_errors(output)[1] < 1e-6
+    assert "derivative: " in output and "δ_mn" in output
+
+
+def test_check_without_wrt_or_comma_derivative_says_what_to_give() -> None:
+    stderr = error_message(run("check", "x_i A_ij x_j"))
+    assert "give --wrt VAR, or write a comma derivative" in stderr
+
+
+def test_check_compares_the_printed_text_so_a_printing_bug_fails(capsys, monkeypatch) -> None:
+    """A printer that drops a factor of 2 must fail the check, though the derivative is right."""
+    real_render = cli.render
+    monkeypatch.setattr(cli, "render", lambda expr, style: f"2 ({real_render(expr, style)})")
+    assert main(["check", "log(x_i A_ij x_j)", "--wrt", "x_k"]) == 1
+    assert "FAILED" in capsys.readouterr().out
+
+
+def test_check_fails_when_the_printed_text_does_not_parse_back(capsys, monkeypatch) -> None:
+    monkeypatch.setattr(cli, "render", lambda expr, style: "x_i +")
+    assert main(["check", "x_i x_i", "--wrt", "x_k"]) == 1
+    assert "does not parse back" in capsys.readouterr().out
+
+
+def test_size_error_names_the_command_line_option() -> None:
+    stderr = error_message(run("eval", "delta_ij"))
+    assert re.search(r"pass it with --dims [ij]=N", stderr), stderr
+    assert "dims={" not in stderr
+
+
+def test_trace_derivative_evaluates_from_the_matrix_alone() -> None:
+    result = run("eval", "A_ii", "--wrt", "A_pq", "A=[[1,2],[3,4]]")
+    np.testing.assert_array_equal(numbers(printed(result)).reshape(2, 2), np.eye(2))
+
+
+def test_transpose_written_as_a_power_is_noted_with_the_index_form() -> None:
+    result = run("diff", "x^T A x", "--wrt", "x")
+    assert result.returncode == 0
+    assert "power of a scalar named T" in result.stderr
+    assert "x_i A_ij x_j" in result.stderr
+    assert "Traceback" not in result.stderr
