@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import gc
 import os
+import re
 import subprocess
 import sys
 import warnings
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
+from matrix_notation import evaluate_matrix
 from strategies import dims_with, evaluate, parsed, programs, variables
 
 import indexcalc as ic
@@ -327,3 +329,33 @@ def test_scalar_t_used_as_a_scalar_gives_no_warning(text):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         ic.parse(text)
+
+
+# -- Matrix notation denotes the same value --------------------------------------------
+
+
+@given(programs(max_depth=2), st.data())
+def test_matrix_form_of_random_derivatives_evaluates_to_their_value(example, data):
+    """Where a derivative has a matrix form, the independent reader gets its numbers."""
+    expr = parsed(example)
+    assume(len(expr.free) <= 1)
+    (variable,) = variables(data.draw, example, expr)
+    derivative = ic.diff(expr, variable.wrt)
+    assume(len(derivative.free) <= 2)
+    try:
+        printed = ic.to_matrix(derivative)
+    except ic.MatrixFormError:
+        assume(False)
+    out = "".join(derivative.free_indices)
+    dims = dims_with(example, [variable])
+    expected = evaluate(derivative, example, out, dims)
+    unrelated_work()
+    sizes = {dims[i] for i in out}
+    # 𝟏 and I take their size from what they meet; alone, only a square result sizes them.
+    assume(len(sizes) == 1 or not re.search(r"𝟏|\bI\b", printed))
+    actual = evaluate_matrix(printed, example.arrays, size=max(sizes, default=None))
+    if expected.ndim == 0:
+        actual = actual[0, 0]
+    elif expected.ndim == 1:
+        actual = actual[:, 0]
+    assert_same_value(actual, expected)
