@@ -46,6 +46,7 @@ from .expr import (
 from .functions import FUNCTIONS
 from .printing import split_sign, to_ascii
 from .simplify import Algebra
+from .sizes import class_sources, index_sources, size_from, size_inputs
 
 DEFAULT_SIZE = 100  # the size of an index for path planning when nothing gives one
 LINE_LENGTH = 88  # ruff's default, so the source is clean under a default configuration
@@ -78,8 +79,11 @@ class Generator:
         shapes: Mapping[str, Sequence[int]],
     ):
         self.roots = list(roots)
-        self.dims = {**self._epsilon_sizes(), **dims}
+        self.dims = dict(dims)
         self.shapes = {name: tuple(shape) for name, shape in shapes.items()}
+        nodes = postorder(*self.roots)
+        self.sources = index_sources(nodes, dims)
+        self.size_only = size_inputs(nodes)  # arguments read only for their shapes
         self.lines: list[str] = []
         self.values: dict[Expr, Value] = {}
         self.algebra = Algebra()
@@ -89,9 +93,9 @@ class Generator:
         self.views: set[str] = set()
         self.uses_itertools = False
         self.tensors = self._tensors()
-        self.taken = set(self.tensors) | _RESERVED
+        self.arguments = sorted({*self.tensors, *self.size_only})
+        self.taken = set(self.arguments) | _RESERVED
         self.counter = 0
-        self.carriers = self._carriers()
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -114,26 +118,6 @@ class Generator:
                         f"{len(node.indices)} indices"
                     )
         return dict(sorted(tensors.items()))
-
-    def _carriers(self) -> dict[str, tuple[str, int]]:
-        """For each index name, a tensor axis that fixes its size at run time."""
-        carriers: dict[str, tuple[str, int]] = {}
-        for root in self.roots:
-            for node in postorder(root):
-                if isinstance(node, Tensor):
-                    for axis, index in enumerate(node.indices):
-                        carriers.setdefault(index, (node.name, axis))
-        return carriers
-
-    def _epsilon_sizes(self) -> dict[str, int]:
-        """The indices of ε, whose size is its rank."""
-        return {
-            index: len(node.indices)
-            for root in self.roots
-            for node in postorder(root)
-            if isinstance(node, Epsilon)
-            for index in node.indices
-        }
 
     def fresh(self, stem: str = "t") -> str:
         """A new name clashing with no tensor: ``t1``, ``t2``, … or `stem`, `stem`2, …"""
@@ -159,30 +143,26 @@ class Generator:
             self.views.add(name)  # a diagonal of an input shares the input's memory
         return name
 
-    def size_code(self, indices: Iterable[str]) -> str:
-        """Source for the run-time size of an index, from any of the names it goes by."""
+    def size_code(self, indices: Iterable[str], deltas: Sequence[Delta] = ()) -> str:
+        """Source for the run-time size of a class of indices that `deltas` merge: an
+        argument's ``shape[axis]`` where one sizes it, so the function works for any
+        sizes; else a number from `dims`."""
         indices = sorted(indices)
-        for index in indices:
-            if index in self.carriers:
-                name, axis = self.carriers[index]
-                return f"{name}.shape[{axis}]"
-        for index in indices:
-            if index in self.dims:
-                return str(self.dims[index])
+        candidates = class_sources(indices, deltas, self.sources)
+        for source in candidates:
+            if isinstance(source, tuple):
+                return f"{source[0]}.shape[{source[1]}]"
+        for source in candidates:
+            return str(source)
         raise CodegenError(
-            f"the size of index '{indices[0]}' is not fixed by any array; "
+            f"the size of index '{indices[0]}' (in a δ) is not fixed by any array; "
             f"pass it with dims={{'{indices[0]}': n}}"
         )
 
     def plan_size(self, index: str) -> int:
         """The size of an index for planning a contraction path."""
-        if index in self.dims:
-            return self.dims[index]
-        if index in self.carriers:
-            name, axis = self.carriers[index]
-            if name in self.shapes and axis < len(self.shapes[name]):
-                return self.shapes[name][axis]
-        return DEFAULT_SIZE
+        sources = [self.sources[index]] if index in self.sources else []
+        return size_from(sources, self.shapes) or DEFAULT_SIZE
 
     # -- values of nodes -----------------------------------------------------------------------
 
@@ -214,9 +194,7 @@ class Generator:
         """Whether each renamed index surely has the size of its new name."""
 
         def size(index: str):
-            if index in self.carriers:
-                return self.carriers[index]
-            return self.dims.get(index)
+            return self.sources.get(index)
 
         return all(
             a == b or (size(a) is not None and size(a) == size(b)) for a, b in renaming.items()
@@ -327,24 +305,24 @@ class Generator:
         factors = []  # run-time sizes of summed classes no operand carries (δ_ii → n)
         for root in sorted(members):
             if root not in carried and root not in kept:
-                factors.append(self.size_code(members[root]))
+                factors.append(self.size_code(members[root], deltas))
         if not operands and len(kept) == 1 and len(node.out) == 2:
-            code = f"np.eye({self.size_code(members[kept[0]])})"
+            code = f"np.eye({self.size_code(members[kept[0]], deltas)})"
             return Value(self.assign(scaled(coefficient, factors, code)), tuple(sorted(node.out)))
         for root in kept:
             if root not in carried:
-                operands.append((f"np.ones({self.size_code(members[root])})", (root,)))
+                operands.append((f"np.ones({self.size_code(members[root], deltas)})", (root,)))
         code, axes = self.contract(operands, kept)
         code = scaled(coefficient, factors, code)
         reduced = Value(code if code.isidentifier() else self.assign(code), axes)
         if len(kept) == len(node.out):
             return Value(reduced.code, tuple(sorted(node.out, key=lambda i: axes.index(find(i)))))
-        return self.embed(reduced, sorted(node.out), find)
+        return self.embed(reduced, sorted(node.out), find, deltas)
 
-    def embed(self, reduced: Value, out: list[str], find) -> Value:
+    def embed(self, reduced: Value, out: list[str], find, deltas: Sequence[Delta]) -> Value:
         """Write a result over merged δ indices onto the diagonal of a zero array."""
         letters = _letters(reduced.axes)
-        shape = _tuple([self.size_code([i, find(i)]) for i in out])
+        shape = _tuple([self.size_code([i, find(i)], deltas) for i in out])
         full = "".join(letters[find(i)] for i in out)
         target = "".join(letters[a] for a in reduced.axes)
         name = self.assign(f"np.zeros({shape}, {reduced.code}.dtype)")
@@ -610,13 +588,19 @@ def _source(name: str, outputs: list[tuple[str, Expr, tuple[str, ...]]], dims, s
         raise CodegenError(f"the function name must be a Python identifier, not {name!r}")
     roots = [root for _, root, _ in outputs]
     generator = Generator(roots, check_dims(dims), _check_shapes(shapes))
-    if name in generator.tensors or name in _RESERVED:
+    if name in generator.arguments or name in _RESERVED:
         raise CodegenError(f"the function name {name!r} clashes with an argument or with np")
     returned = [generator.result(root, out) for _, root, out in outputs]
     details = [f"{label}: {_clean(to_ascii(root))}" for label, root, _ in outputs]
     details.append("")
-    if generator.tensors:
-        details += [*(f"{n}: {_shape_text(i)}" for n, i in generator.tensors.items()), ""]
+    if generator.arguments:
+        details += [
+            f"{n}: {_shape_text(generator.tensors[n])}"
+            if n in generator.tensors
+            else f"{n}: an array whose shape sizes the result (its values are not read)"
+            for n in generator.arguments
+        ]
+        details.append("")
     returns = ", ".join(f"{label} ({_shape_text(out)})" for label, _, out in outputs)
     details.append(f"Returns {returns}.")
     summary = "Generated by indexcalc from index notation; needs only NumPy."
@@ -625,7 +609,7 @@ def _source(name: str, outputs: list[tuple[str, Expr, tuple[str, ...]]], dims, s
     if any("np." in line for line in body):
         imports += ["", "import numpy as np"] if imports else ["import numpy as np"]
     lines = [*imports, "", ""] if imports else []
-    for line in bracketed(f"def {name}(", list(generator.tensors), "):", indent=""):
+    for line in bracketed(f"def {name}(", generator.arguments, "):", indent=""):
         # The arguments must be the tensor names, even ones pycodestyle finds ambiguous.
         ambiguous = set(re.findall(r"\w+", line)) & {"I", "O", "l"}
         lines.append(f"{line}  # noqa: E741" if ambiguous else line)

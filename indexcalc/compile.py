@@ -38,6 +38,7 @@ from .expr import (
     delta_classes,
 )
 from .simplify import Algebra
+from .sizes import Source, class_sources, index_sources, size_from, size_inputs, unsized_where
 
 Array = np.ndarray
 _LETTERS = string.ascii_letters
@@ -120,6 +121,7 @@ class Compiled:
         self.expr = self.roots[0] if not self.several else None
         self.ranks = _tensor_ranks(*self.roots)
         self._names = tuple(sorted(self.ranks))
+        self.size_inputs = size_inputs(postorder(*self.roots))
         if self.several:
             outs = [None] * len(roots) if out is None else list(out)
             if len(outs) != len(roots):
@@ -142,6 +144,10 @@ class Compiled:
         """The names of the arrays the expression needs, sorted."""
         return self._names
 
+    def _size_shapes(self, given: Mapping[str, object]) -> tuple:
+        """The shapes of the optional arrays that only size δs (W for ∂(W x)/∂W), as given."""
+        return tuple(getattr(given.get(name), "shape", None) for name in self.size_inputs)
+
     def __call__(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Array:
         if arrays is not None and not isinstance(arrays, Mapping):
             raise EvaluationError(
@@ -156,6 +162,8 @@ class Compiled:
         if values is not None and self.backend in ("numpy", "auto"):
             # Fast path: NumPy arrays whose shapes and dtypes were planned before.
             key = tuple([(a.shape, a.dtype) if type(a) is np.ndarray else None for a in values])
+            if self.size_inputs:
+                key += self._size_shapes(given)
             plan = self._plans.get(key)
             if plan is not None:
                 return plan.run(values)
@@ -169,10 +177,17 @@ class Compiled:
         prepared = [backend.prepare(name, given[name], self.ranks[name]) for name in self._names]
         prepared = backend.unify(prepared)
         key = backend.key(prepared)
+        size_shapes = self._size_shapes(given)
+        if self.size_inputs:
+            key = (*key, *size_shapes)
         plan = self._plans.get(key)
         if plan is None:
             arrays = dict(zip(self._names, prepared, strict=True))
-            plan = Planner(self, arrays, backend).plan()
+            shapes = {name: tuple(array.shape) for name, array in arrays.items()}
+            for name, shape in zip(self.size_inputs, size_shapes, strict=True):
+                if shape is not None:
+                    shapes[name] = tuple(shape)
+            plan = Planner(self, arrays, backend, shapes).plan()
             self._plans[key] = plan
             self.plan_count += 1
         return plan.run(prepared)
@@ -186,15 +201,22 @@ class Compiled:
 class Planner:
     """Walks the DAG once for one set of shapes and emits the steps."""
 
-    def __init__(self, compiled: Compiled, arrays: dict[str, Array], backend: NumpyBackend):
+    def __init__(
+        self,
+        compiled: Compiled,
+        arrays: dict[str, Array],
+        backend: NumpyBackend,
+        shapes: Mapping[str, tuple[int, ...]],
+    ):
         self.compiled = compiled
         self.arrays = arrays
         self.backend = backend
+        self.shapes = shapes  # of every given array, including those that only size δs
         self.steps: list[Step | None] = []
         self.values: dict[Expr, Value] = {}
         self.inputs: list[tuple[int, str]] = []
         self.input_slots: dict[str, int] = {}
-        self.fallback = _name_sizes(compiled.roots, arrays, compiled.dims)
+        self.sources = index_sources(postorder(*compiled.roots), compiled.dims)
 
     def plan(self) -> Plan:
         roots = self.compiled.roots
@@ -254,10 +276,13 @@ class Planner:
         self.steps.append(Step(run, tuple(inputs)))
         return len(self.steps) - 1
 
-    def size_of(self, index: str, where: str) -> int:
-        if index in self.fallback:
-            return self.fallback[index]
-        raise UnsizedIndexError(index, where)
+    def size_of(self, index: str, where: str, candidates: Sequence[Source] = ()) -> int:
+        """The size of `index`: from the first usable candidate, or what sizes its name."""
+        candidates = [*candidates, *([self.sources[index]] if index in self.sources else [])]
+        size = size_from(candidates, self.shapes)
+        if size is None:
+            raise UnsizedIndexError(index, unsized_where(candidates, where))
+        return size
 
     def merge_sizes(self, parts: Iterable[Value]) -> tuple[dict[str, int], dict[str, str]]:
         sizes: dict[str, int] = {}
@@ -332,7 +357,7 @@ class Planner:
     def _plan_Delta(self, node: Delta) -> Value:
         """A δ on its own (∂x_i/∂x_k): built once, as an identity of the needed shape."""
         axes = tuple(sorted(set(node.indices)))
-        sizes = {i: self.size_of(i, "in a δ") for i in axes}
+        sizes = {i: self.size_of(i, "in a δ", [node.axis] if node.axis else []) for i in axes}
         origin = {i: "dims" for i in axes}
         product = Product((node,), node.free)
         return self._contract(product, [], axes, sizes, origin, extra_deltas=[node])
@@ -426,10 +451,12 @@ class Planner:
                             f"have sizes {size} ({known[0][1]}) and {other} ({where})"
                         )
             else:
-                # No operand fixes the class: take a kept index's size (dims, or by name)
-                # before a summed one's, whose name may be reused elsewhere.
-                ranked = sorted(members, key=lambda m: (m not in out, m not in self.fallback, m))
-                size = self.size_of(ranked[0], "in a δ")
+                # No operand fixes the class: the axis a δ runs over, or a kept index's
+                # size by name before a summed one's, whose name may be reused elsewhere.
+                kept = [m for m in members if m in out]
+                candidates = class_sources(kept, deltas, self.sources)
+                candidates += class_sources(members, deltas, self.sources)
+                size = self.size_of(min(kept or members), "in a δ", candidates)
             class_size[root] = size
         axes = tuple(sorted(out))
         full_sizes = {i: class_size[find(i)] for i in axes}
@@ -547,31 +574,6 @@ def _tensor_ranks(*roots: Expr) -> dict[str, int]:
                     f"{len(node.indices)} indices"
                 )
     return ranks
-
-
-def _name_sizes(roots, arrays: Mapping[str, Array], dims: Mapping[str, int]) -> dict:
-    """Index sizes by name, from `dims`, every tensor an index appears on, and the δs that
-    tie indices together: the fallback for indices no operand of a product fixes."""
-    sizes: dict[str, int] = dict(dims)
-    nodes = postorder(*roots)
-    for node in nodes:
-        if isinstance(node, Tensor):
-            for index, size in zip(node.indices, arrays[node.name].shape, strict=True):
-                sizes.setdefault(index, int(size))
-        elif isinstance(node, Epsilon):
-            for index in node.indices:
-                sizes.setdefault(index, len(node.indices))
-    deltas = [node for node in nodes if isinstance(node, Delta)]
-    changed = True
-    while changed:
-        changed = False
-        for delta in deltas:
-            known = [sizes[i] for i in delta.indices if i in sizes]
-            for index in delta.indices:
-                if known and index not in sizes:
-                    sizes[index] = known[0]
-                    changed = True
-    return sizes
 
 
 def output_indices(expr: Expr, out) -> tuple[str, ...]:

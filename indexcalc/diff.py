@@ -60,7 +60,10 @@ class Differentiator:
                 f"{len(self.wrt.indices)} in the derivative's variable {self.wrt.name}"
                 f"{'_' + ''.join(self.wrt.indices) if self.wrt.indices else ''}"
             )
-        deltas = [Delta((i, k)) for i, k in zip(node.indices, self.wrt.indices, strict=True)]
+        deltas = [
+            Delta((i, k), (self.wrt.name, axis))
+            for axis, (i, k) in enumerate(zip(node.indices, self.wrt.indices, strict=True))
+        ]
         return self.algebra.multiply(deltas, node.free | self.indices)
 
     def _d_Sum(self, node: Sum) -> Expr:

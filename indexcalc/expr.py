@@ -214,10 +214,31 @@ class Symbol(Expr):
         return self._args[0]
 
 
+TensorAxis = tuple[str, int]  # an input tensor's name and one of its axes
+
+
 class Delta(Symbol):
-    """The Kronecker delta: 1 where all indices are equal. ``δ_ii`` summed is a dimension."""
+    """The Kronecker delta: 1 where all indices are equal. ``δ_ii`` summed is a dimension.
+
+    `axis` is the input tensor axis whose length the δ's indices run over, where that is
+    known: ∂W_ij/∂W_ab = δ_ia δ_jb runs over W's axes (W, 0) and (W, 1). It is how a
+    derivative that no longer reads W still evaluates from W's array, and it survives
+    renaming and contraction. A δ the user writes has none: its size comes from the tensors
+    that share its indices. The axis is not printed.
+    """
 
     __slots__ = ()
+
+    def __new__(cls, indices: Iterable[str], axis: TensorAxis | None = None):
+        return Expr.__new__(cls, tuple(indices), axis)
+
+    @staticmethod
+    def _free_of(indices, axis=None):
+        return indices
+
+    @property
+    def axis(self) -> TensorAxis | None:
+        return self._args[1]
 
 
 class Epsilon(Symbol):
@@ -441,8 +462,10 @@ def rename(node: Expr, mapping: Mapping[str, str]) -> Expr:
 def _rename(node: Expr, mapping: dict[str, str]) -> Expr:
     if isinstance(node, Tensor):
         return Tensor(node.name, (mapping.get(i, i) for i in node.indices))
-    if isinstance(node, (Delta, Epsilon)):
-        return type(node)(mapping.get(i, i) for i in node.indices)
+    if isinstance(node, Delta):
+        return Delta((mapping.get(i, i) for i in node.indices), node.axis)
+    if isinstance(node, Epsilon):
+        return Epsilon(mapping.get(i, i) for i in node.indices)
     if isinstance(node, Product):
         clashes = node.summed & set(mapping.values())
         if clashes:

@@ -148,7 +148,7 @@ class Algebra:
         coefficient, flat = self._flatten_product(factors, out)
         # A kept index no factor carries any more (its factor folded to a number): ones.
         carried = frozenset().union(*(f.free for f in flat))
-        flat += [Delta((i, i)) for i in sorted(out - carried)]
+        flat += ones_factors(out - carried, *flat)
         if coefficient == 0 or any(_vanishes(f) for f in flat):
             return ZERO
         flat = _contract_deltas(flat, out)
@@ -168,17 +168,8 @@ class Algebra:
         return Product(flat, out)
 
     def ones(self, indices, *sources: Expr) -> Expr:
-        """Ones over `indices`: v_i^0 for a vector v_i that `sources` read, which keeps the
-        size of i known from the arrays; δ_ii (ones, or summed the size of i) otherwise."""
-        vectors = {
-            node.indices[0]: node
-            for source in sources
-            for node in _nodes(source)
-            if isinstance(node, Tensor) and len(node.indices) == 1
-        }
-        factors = [
-            Power(vectors[i], ZERO) if i in vectors else Delta((i, i)) for i in sorted(indices)
-        ]
+        """Ones over `indices` (summed, the size of each), as δ_ii."""
+        factors = ones_factors(indices, *sources)
         return Product(factors, indices) if len(factors) > 1 else factors[0]
 
     def power(self, base: Expr, exponent: Expr) -> Expr:
@@ -197,6 +188,8 @@ class Algebra:
                 return Number(base.value ** int(n))
             if isinstance(base, Power) and isinstance(base.exponent, Number) and n.denominator == 1:
                 return self.power(base.base, Number(base.exponent.value * n))
+            if isinstance(base, Delta) and (n > 0 or len(set(base.indices)) == 1):
+                return base  # δ is 0 or 1, and δ_ii is ones: a power changes nothing
         if isinstance(base, Number) and base.value == 1:
             return ONE
         return Power(base, exponent)
@@ -295,7 +288,10 @@ class Algebra:
             names = tuple(dict.fromkeys(node.indices))
             positions = tuple(("f", names.index(i)) for i in node.indices)
             head = {Tensor: "T", Delta: "D", Epsilon: "E"}[type(node)]
-            label = node.name if isinstance(node, Tensor) else ""
+            if isinstance(node, Tensor):
+                label = node.name
+            else:  # δs over different tensors' axes may differ in size: never one term
+                label = repr(node.axis) if isinstance(node, Delta) and node.axis else ""
             return (head, label, positions), names
         if isinstance(node, Product):
             return self._canonical_product(node)
@@ -398,18 +394,16 @@ class Algebra:
         return coefficient, flat
 
     def _sized_dimensions(self, product: Product, clashes, factors) -> Product:
-        """A dimension δ_ii about to be renamed keeps its size: Σ_i δ_ii becomes Σ_i u_i^0
-        for a vector u_i beside it, whose name gave i its size before the renaming."""
+        """A dimension Σ_i δ_ii about to be renamed keeps its size: a δ with no axis yet
+        takes the axis of a tensor beside it indexed by i, which sized i by name before."""
         replaced = list(product.factors)
         for k, factor in enumerate(replaced):
             if not (isinstance(factor, Delta) and len(set(factor.indices)) == 1):
                 continue
             (index,) = set(factor.indices)
             elsewhere = any(index in f.free for j, f in enumerate(replaced) if j != k)
-            if index in clashes and not elsewhere:
-                ones = self.ones({index}, *factors)
-                if isinstance(ones, Power):
-                    replaced[k] = ones
+            if index in clashes and not elsewhere and factor.axis is None:
+                replaced[k] = ones_factors({index}, *factors)[0]
         return Product(replaced, product.out)
 
     def _sigmoids(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
@@ -455,10 +449,26 @@ class Algebra:
                 total = sum(exponents[base])
                 if total == 0:
                     # f ⊙ f^-1 is 1, but keeps f's indices: ones, via δ_ii, contracted later.
-                    merged.extend(Delta((i, i)) for i in sorted(base.free))
+                    merged.extend(ones_factors(base.free, base))
                 else:
                     merged.append(self.power(base, Number(total)))
         return _contract_deltas(merged, out)
+
+
+def ones_factors(indices, *sources: Expr) -> list[Delta]:
+    """δ_ii for each index i: ones over i, or summed the size of i. Each keeps the axis of
+    a tensor in `sources` indexed by i, so its size stays known from that tensor's array
+    after the tensor itself is gone."""
+    axes: dict[str, tuple[str, int]] = {}
+    for source in sources:
+        for node in _nodes(source):
+            if isinstance(node, Tensor):
+                for axis, index in enumerate(node.indices):
+                    axes.setdefault(index, (node.name, axis))
+            elif isinstance(node, Delta) and node.axis is not None:
+                for index in node.indices:
+                    axes.setdefault(index, node.axis)
+    return [Delta((i, i), axes.get(i)) for i in sorted(indices)]
 
 
 def _is_dimension(node: Expr) -> bool:
@@ -605,22 +615,22 @@ def _replace_index(node: Expr, old: str, new: str) -> Expr | None:
     if isinstance(node, Tensor):
         return Tensor(node.name, (swap.get(i, i) for i in node.indices))
     if isinstance(node, Delta):
-        return _normal_delta(swap.get(i, i) for i in node.indices)
+        return _normal_delta((swap.get(i, i) for i in node.indices), node.axis)
     if isinstance(node, Epsilon):
         return Epsilon(swap.get(i, i) for i in node.indices)
     return None
 
 
-def _normal_delta(indices: Iterable[str]) -> Delta:
+def _normal_delta(indices: Iterable[str], axis=None) -> Delta:
     """δ with repeated indices dropped: δ_iij = δ_ij. δ_ii stays (ones on the diagonal)."""
     indices = tuple(indices)
     distinct = tuple(dict.fromkeys(indices))
-    return Delta(distinct if len(distinct) > 1 else (distinct[0], distinct[0]))
+    return Delta(distinct if len(distinct) > 1 else (distinct[0], distinct[0]), axis)
 
 
 def _contract_deltas(factors: list[Expr], out: frozenset[str]) -> list[Expr]:
     """Remove deltas by renaming: Σ_b δ_ab F(b) = F(a)."""
-    factors = [_normal_delta(f.indices) if isinstance(f, Delta) else f for f in factors]
+    factors = [_normal_delta(f.indices, f.axis) if isinstance(f, Delta) else f for f in factors]
     while True:
         contracted = _contract_one(factors, out)
         if contracted is None:
@@ -646,11 +656,19 @@ def _contract_one(factors: list[Expr], out: frozenset[str]) -> list[Expr] | None
             replaced = [_replace_index(f, old, new) if old in f.free else f for f in others]
             if any(r is None for r in replaced):
                 continue
+            if delta.axis is not None:  # a δ merged with this one runs over the same axis
+                replaced = [
+                    Delta(f.indices, delta.axis)
+                    if isinstance(f, Delta) and f.axis is None and new in f.indices
+                    else f
+                    for f in replaced
+                ]
             remaining = [i for i in distinct if i != old]
             if len(remaining) > 1:
-                replaced.insert(position, Delta(remaining))
+                replaced.insert(position, Delta(remaining, delta.axis))
             elif not any(new in f.free for f in replaced):
-                replaced.insert(position, Delta((new, new)))  # ones, or summed a dimension
+                # Ones, or summed a dimension; sized as the δ was.
+                replaced.insert(position, Delta((new, new), delta.axis))
             return replaced
     return None
 

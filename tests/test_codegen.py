@@ -11,7 +11,9 @@ import pytest
 
 import indexcalc as ic
 from indexcalc.codegen import CodegenError, codegen, codegen_value_and_grad
+from indexcalc.compile import postorder
 from indexcalc.functions import FUNCTIONS
+from indexcalc.sizes import size_inputs
 
 RNG = np.random.default_rng(17)
 
@@ -64,7 +66,9 @@ def _run(source: str, function: str, arrays: dict) -> object:
 
 
 def _inputs(expr) -> dict:
-    return {name: ARRAYS[name] for name in expr.tensor_names}
+    """The arrays of the tensors `expr` reads, and of those whose shapes size its δs."""
+    names = expr.tensor_names | set(size_inputs(postorder(expr)))
+    return {name: ARRAYS[name] for name in names}
 
 
 @pytest.mark.parametrize(("label", "build", "dims"), CASES, ids=[c[0] for c in CASES])
@@ -142,7 +146,8 @@ def test_contraction_order_follows_the_planned_path():
 def test_a_surviving_delta_is_built_at_the_output():
     source = codegen(ic.diff("x_i ⊙ w_i", "x_k"))
     assert "np.zeros(" in source and "np.einsum(" in source
-    assert "np.eye(4)" in codegen(ic.diff("x_i", "x_k"), dims={"i": 4, "k": 4})
+    assert "np.eye(x.shape[0])" in codegen(ic.diff("x_i", "x_k"), dims={"i": 4, "k": 4})
+    assert "np.eye(4)" in codegen("delta_ik", dims={"i": 4, "k": 4})
 
 
 def test_every_function_has_numpy_source():
@@ -161,7 +166,7 @@ def test_each_function_matches_evaluate(name):
 def test_deltas_equal_up_to_renaming_keep_their_own_sizes():
     hessian = ic.diff("A_ij A_ik", ["A_pq", "A_rs"])  # δ_jq δ_pr δ_ks + δ_pr δ_js δ_kq
     dims = {"j": 3, "k": 3, "p": 2, "q": 3, "r": 2, "s": 3}
-    result = _run(codegen(hessian, out="jkpqrs", dims=dims), "grad", {})
+    result = _run(codegen(hessian, out="jkpqrs", dims=dims), "grad", {"A": np.zeros((2, 3))})
     three, two = np.eye(3), np.eye(2)
     expected = np.einsum("jq,pr,ks->jkpqrs", three, two, three) + np.einsum(
         "pr,js,kq->jkpqrs", two, three, three
@@ -171,7 +176,7 @@ def test_deltas_equal_up_to_renaming_keep_their_own_sizes():
 
 def test_an_unfixed_index_size_asks_for_dims():
     with pytest.raises(CodegenError, match=r"dims=\{'i': n\}"):
-        codegen(ic.diff("x_i", "x_k"))
+        codegen("delta_ik")
 
 
 @pytest.mark.parametrize(

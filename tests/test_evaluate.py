@@ -767,11 +767,12 @@ def test_two_deltas_in_product_are_not_materialised():
     np.testing.assert_array_equal(ic.evaluate("δ_ik δ_jl A_kl", A=A), A)
 
 
-def test_hessian_of_squared_norm_needs_dims_only_for_the_lone_delta():
+def test_hessian_of_squared_norm_takes_its_size_from_the_variable():
     hessian = ic.diff("x_i x_i", ["x_k", "x_l"])
+    np.testing.assert_array_equal(ic.evaluate(hessian, x=np.ones(3)), 2 * np.eye(3))
     np.testing.assert_array_equal(ic.evaluate(hessian, dims={"k": 3, "l": 3}), 2 * np.eye(3))
-    with pytest.raises(ic.EvaluationError, match=r"dims="):
-        ic.evaluate(hessian, x=np.ones(3))
+    with pytest.raises(ic.UnsizedIndexError, match=r"axis 0 of 'x', whose array was not given"):
+        ic.evaluate(hessian)
 
 
 def test_delta_in_sum_takes_its_size_from_other_terms():
