@@ -43,12 +43,22 @@ class TextPrinter:
     minus = "-"
 
     def __init__(self):
+        self._taken: set[str] = set()
         # Keyed by the interned node itself, which the memo keeps alive: an id() could be
         # reused by a temporary node built while printing and return another node's text.
         self._memo: dict[tuple[Expr, frozenset[str]], tuple[str, int]] = {}
 
     def doprint(self, node: Expr) -> str:
+        # Names the printer introduces are new to the whole expression: text is read back
+        # with sizes inferred by name, so a reused letter could take another index's size.
+        self._taken = set(node.all_indices)
         return self.show(node, frozenset())[0]
+
+    def fresh(self, avoid=()) -> str:
+        """An index letter used nowhere in the expression being printed, nor before."""
+        name = fresh_index(self._taken | set(avoid))
+        self._taken.add(name)
+        return name
 
     def show(self, node: Expr, held: frozenset[str]) -> tuple[str, int]:
         """Text and precedence of `node`; `held` are indices bound by an enclosing Σ."""
@@ -130,13 +140,13 @@ class TextPrinter:
         """A tensor with a repeated index kept, e.g. diag(A)_i, as Σ_j(A_ij ⊙ δ_ij)."""
         if isinstance(node, Delta) and len(set(node.indices)) == 1:
             index = node.indices[0]  # ones over i: Σ_j δ_ij
-            fresh = fresh_index({index})
+            fresh = self.fresh()
             return self.sum_over([fresh], self.indexed(self.delta, (index, fresh))), ATOM
         seen, indices, deltas, extra = set(), [], [], []
         avoid = set(node.indices)
         for index in node.indices:
             if index in seen:
-                fresh = fresh_index(avoid)
+                fresh = self.fresh(avoid)
                 avoid.add(fresh)
                 indices.append(fresh)
                 deltas.append(self.indexed(self.delta, (index, fresh)))
