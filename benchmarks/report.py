@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .evaluation import INDEXCALC, NUMPY, Row, largest
+from .natural import NaturalRow, natural_table
 from .parsing import LongResult, ThroughputResult
 from .symbolic import DepthResult, SymbolicResult
 from .targets import Target
@@ -29,6 +30,7 @@ class Results:
     depth_check: bool | None = None
     throughput: ThroughputResult | None = None
     long: list[LongResult] = field(default_factory=list)
+    natural: list[NaturalRow] = field(default_factory=list)
     targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -216,6 +218,18 @@ def markdown(results: Results) -> str:
     if results.rows:
         lines += ["## Evaluation (float64, CPU)", "", *evaluation_table(results.rows), ""]
         lines += ["### One-time costs", "", *one_time_table(results.rows), ""]
+    if results.natural:
+        lines += [
+            "## Natural notation against NumPy's closed form",
+            "",
+            "Each derivative is taken from the notation as a person writes it (the log of a "
+            "softmax quotient, a trace written with δ) and evaluated from the original arrays "
+            "alone. Peak memory is one call's, measured with tracemalloc; the largest "
+            "intermediate (elements) is the compiled plan's `cost`.",
+            "",
+            *natural_table(results.natural),
+            "",
+        ]
     if results.symbolic:
         lines += ["## Symbolic differentiation against SymPy", ""]
         lines += [

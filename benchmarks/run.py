@@ -15,15 +15,17 @@ from pathlib import Path
 
 from .evaluation import run_evaluation
 from .machine import load_average, machine_info
+from .natural import run_natural
 from .parsing import run_long, run_throughput
 from .peers import PEERS, limit_threads, load_peers
 from .problems import PROBLEMS
 from .report import Results, markdown, plot
 from .symbolic import check_depth_gradient, run_cases, run_depths
-from .targets import evaluation_targets, symbolic_targets
+from .targets import evaluation_targets, natural_targets, symbolic_targets
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("evaluation", "symbolic", "parser")
+SECTIONS = ("evaluation", "natural", "symbolic", "parser")
+NATURAL_SIZES, QUICK_NATURAL_SIZES = (200, 1000), (50,)
 
 
 @dataclass(frozen=True)
@@ -133,6 +135,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"{peer} failed on {row.problem.title} at n={row.n}: {why}"
                 for peer, why in row.failures.items()
             ]
+
+    if "natural" in options.sections:
+        progress("natural: losses as people write them, against NumPy's closed form")
+        results.natural = run_natural(
+            QUICK_NATURAL_SIZES if options.quick else NATURAL_SIZES,
+            repeats=settings.repeats,
+            min_sample=settings.min_sample,
+            progress=progress,
+        )
+        results.targets += natural_targets(results.natural)
 
     if "symbolic" in options.sections:
         progress("symbolic: indexcalc against SymPy")

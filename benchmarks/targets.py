@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .evaluation import INDEXCALC, NUMPY, Row, largest
+from .natural import MEMORY_RATIO, TIME_RATIO, NaturalRow
 from .symbolic import DepthResult, SymbolicResult
 from .timing import format_ratio, format_time
 
@@ -104,4 +105,31 @@ def symbolic_targets(
             None if squared is None else squared.indexcalc_time < SQUARED_HESSIAN_SECONDS,
         )
     )
+    return targets
+
+
+def natural_targets(rows: Sequence[NaturalRow]) -> list[Target]:
+    """Natural notation within 1.2x of NumPy's time and 1.5x of its peak memory."""
+    targets = []
+    for row in rows:
+        what = f"{row.problem.title}, n={row.n}"
+        time_ratio, memory_ratio = row.time_ratio(), row.memory_ratio()
+        targets.append(
+            Target(
+                13,
+                f"{what}: time / NumPy",
+                f"≤ {TIME_RATIO}x",
+                f"{time_ratio:.2f}x",
+                time_ratio <= TIME_RATIO,
+            )
+        )
+        targets.append(
+            Target(
+                13,
+                f"{what}: peak memory / NumPy",
+                f"≤ {MEMORY_RATIO}x",
+                f"{memory_ratio:.2f}x",
+                memory_ratio <= MEMORY_RATIO,
+            )
+        )
     return targets

@@ -20,6 +20,7 @@ from fractions import Fraction
 from functools import reduce
 
 import numpy as np
+import opt_einsum
 
 from .backends import BACKENDS, NumpyBackend, identity, resolve
 from .errors import EvaluationError, IndexCalcError, UnsizedIndexError
@@ -63,10 +64,26 @@ class Value:
     fresh: bool = True  # False if the array may be an input, a view of one, or a constant
 
 
+@dataclass(frozen=True)
+class Cost:
+    """The cost of one evaluation: the largest array a step makes (elements, inputs not
+    counted) and the floating-point operations."""
+
+    largest_intermediate: int
+    flops: int
+
+
 class Plan:
     """The steps for one shape signature; running it does no planning."""
 
-    def __init__(self, steps: list[Step | None], inputs: list[tuple[int, str]], result: int):
+    def __init__(
+        self,
+        steps: list[Step | None],
+        inputs: list[tuple[int, str]],
+        result: int,
+        cost: Cost = Cost(0, 0),
+    ):
+        self.cost = cost
         self.size = len(steps)
         self.input_slots = [slot for slot, _ in inputs]
         self.input_names = [name for _, name in inputs]
@@ -149,12 +166,7 @@ class Compiled:
         return tuple(getattr(given.get(name), "shape", None) for name in self.size_inputs)
 
     def __call__(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Array:
-        if arrays is not None and not isinstance(arrays, Mapping):
-            raise EvaluationError(
-                "arrays must be given by name, as a mapping or keywords, "
-                f"not {type(arrays).__name__}"
-            )
-        given = {**arrays, **kw_arrays} if arrays else kw_arrays
+        given = _given(arrays, kw_arrays)
         try:
             values = [given[name] for name in self._names]
         except KeyError:
@@ -167,6 +179,22 @@ class Compiled:
             plan = self._plans.get(key)
             if plan is not None:
                 return plan.run(values)
+        plan, prepared = self._planned(given)
+        return plan.run(prepared)
+
+    def cost(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Cost:
+        """What evaluating on arrays of these shapes costs, planned but not run: the
+        largest array any step makes and the floating-point operations, as opt_einsum's
+        `PathInfo` counts them for contractions (one per element for elementwise steps).
+
+        ``f.cost(W=W, x=x).largest_intermediate`` is in elements.
+        """
+        plan, _ = self._planned(_given(arrays, kw_arrays))
+        return plan.cost
+
+    def _planned(self, given: Mapping[str, object]) -> tuple[Plan, list]:
+        """The plan for these arrays (made once per shape signature) and the arrays as
+        the plan takes them."""
         missing = [name for name in self._names if name not in given]
         if missing:
             raise EvaluationError(
@@ -190,7 +218,7 @@ class Compiled:
             plan = Planner(self, arrays, backend, shapes).plan()
             self._plans[key] = plan
             self.plan_count += 1
-        return plan.run(prepared)
+        return plan, prepared
 
     def __repr__(self) -> str:
         pairs = zip(self.roots, self.outs, strict=True)
@@ -217,6 +245,13 @@ class Planner:
         self.inputs: list[tuple[int, str]] = []
         self.input_slots: dict[str, int] = {}
         self.sources = index_sources(postorder(*compiled.roots), compiled.dims)
+        self.largest = 0  # elements of the largest array a step makes
+        self.flops = 0
+
+    def note(self, elements: int, flops: int | None = None) -> None:
+        """Count a step that makes an array of `elements` with `flops` operations."""
+        self.largest = max(self.largest, elements)
+        self.flops += elements if flops is None else flops
 
     def plan(self) -> Plan:
         roots = self.compiled.roots
@@ -255,7 +290,8 @@ class Planner:
         ]
         slots = {name: slot for slot, name in self.inputs}
         ordered = [(slots[name], name) for name in self.compiled.inputs if name in slots]
-        return Plan(self.steps, ordered, results if self.compiled.several else results[0])
+        cost = Cost(self.largest, self.flops)
+        return Plan(self.steps, ordered, results if self.compiled.several else results[0], cost)
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -318,6 +354,17 @@ class Planner:
 
     # -- nodes -------------------------------------------------------------------------
 
+    def note_contraction(self, subscripts, kept_roots, letters, class_size, shapes) -> None:
+        """Count a contraction as opt_einsum's PathInfo prices it."""
+        if len(subscripts) < 2:
+            self.note(_elements(class_size[r] for r in kept_roots) if subscripts else 1)
+            return
+        carried = {c for sub in subscripts for c in sub}
+        output = "".join(letters[r] for r in kept_roots if letters[r] in carried)
+        spec = f"{','.join(subscripts)}->{output}"
+        _, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
+        self.note(int(info.largest_intermediate), int(info.opt_cost))
+
     def _plan_Number(self, node: Number) -> Value:
         # A Python float: weak, so it keeps the arrays' dtype, and never integer arithmetic.
         constant = float(node.value)
@@ -372,11 +419,13 @@ class Planner:
             f"{''.join(letters[i] for i in node.indices)}->{''.join(letters[i] for i in axes)}"
         )
         dense = np.einsum(subscripts, _levi_civita(rank))
+        self.note(dense.size, 0)
         constant = self.backend.constant(dense, list(self.arrays.values()))
         return Value(self.emit(constant, []), axes, sizes, origin, fresh=False)
 
     def _plan_Func(self, node: Func) -> Value:
         arg = self.values[node.arg]
+        self.note(_elements(arg.sizes))
         function = self.backend.function(node.name)
         return Value(self.emit(function, [arg.slot]), arg.axes, arg.sizes, arg.origin)
 
@@ -384,6 +433,7 @@ class Planner:
         base, exponent = self.values[node.base], self.values[node.exponent]
         sizes, origin = self.merge_sizes((base, exponent))
         axes = tuple(sorted(sizes))
+        self.note(_elements(sizes))
         if isinstance(node.exponent, Number):
             constant = _scalar(node.exponent.value)
             align = _aligner(base.axes, axes)
@@ -398,6 +448,7 @@ class Planner:
         parts = [self.values[t] for t in node.terms]
         sizes, origin = self.merge_sizes(parts)
         axes = tuple(sorted(sizes))
+        self.note(_elements(sizes), _elements(sizes) * (len(parts) - 1))
         aligners = [_aligner(p.axes, axes) for p in parts]
 
         if len(parts) == 2:
@@ -477,6 +528,8 @@ class Planner:
             if root not in carried and root not in kept_roots:
                 factor *= class_size[root]
         shapes = [tuple(self.values[f].sizes[i] for i in self.values[f].axes) for f in operands]
+        self.note_contraction(operand_subscripts, kept_roots, letters, class_size, shapes)
+        self.note(_elements(full_sizes), 0)
         contraction = self.backend.contraction(
             operand_subscripts, "".join(letters[r] for r in kept_roots if r in carried), shapes
         )
@@ -505,6 +558,21 @@ class Planner:
         slots = [self.values[f].slot for f in operands]
         fresh = not (passthrough and factor == 1 and not self.values[operands[0]].fresh)
         return Value(self.emit(run, slots), axes, full_sizes, full_origin, fresh)
+
+
+def _elements(sizes) -> int:
+    """The number of elements of an array with these axis sizes (a mapping or sizes)."""
+    values = sizes.values() if isinstance(sizes, Mapping) else sizes
+    return int(np.prod(list(values), dtype=np.int64))
+
+
+def _given(arrays, kw_arrays) -> dict[str, object]:
+    """Arrays given by name, as a mapping, keywords or both."""
+    if arrays is not None and not isinstance(arrays, Mapping):
+        raise EvaluationError(
+            f"arrays must be given by name, as a mapping or keywords, not {type(arrays).__name__}"
+        )
+    return {**arrays, **kw_arrays} if arrays else kw_arrays
 
 
 def _scaled(contraction, position: int, count: int, factor):

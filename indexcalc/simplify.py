@@ -118,12 +118,11 @@ class Algebra:
             common &= Counter(rest.factors)
         if not common:
             return None
-        remainders = []
-        for coefficient, rest in terms:
-            left = Counter(rest.factors)
-            left.subtract(common)
-            remainders.append((coefficient, list(left.elements())))
-        kept = {frozenset().union(*(f.free for f in r)) for _, r in remainders}
+        remainders, kept = self._remainders(terms, common, out, summing=False)
+        if len(kept) != 1 and all(f.free <= set(out) for f in common.elements()):
+            # An outer factor may also come out of terms that sum over their own indices:
+            # x_q (Σ_i a_i b_p - c_p), one outer product instead of one per term.
+            remainders, kept = self._remainders(terms, common, out, summing=True)
         if len(kept) != 1:
             return None
         (inner_out,) = kept
@@ -132,6 +131,22 @@ class Algebra:
             return None  # factoring would save neither a contraction nor an outer product
         inner = self.add(self.scale(c, self.multiply(r, inner_out)) for c, r in remainders)
         return self.multiply([*common.elements(), inner], out)
+
+    @staticmethod
+    def _remainders(terms, common: Counter, out, summing: bool) -> tuple[list, set]:
+        """Each term's coefficient and factors other than `common`, and the set of the
+        indices each remainder keeps: all of its indices, or with `summing` only those of
+        the output or of a common factor (it sums the rest itself)."""
+        reach = set(out).union(*(f.free for f in common))
+        remainders, kept = [], set()
+        for coefficient, rest in terms:
+            left = Counter(rest.factors)
+            left.subtract(common)
+            factors = list(left.elements())
+            remainders.append((coefficient, factors))
+            indices = frozenset().union(*(f.free for f in factors))
+            kept.add(indices & reach if summing else indices)
+        return remainders, kept
 
     def _term_order(self, term: Expr) -> tuple:
         """Positive terms first, then by canonical key, so `X - U V` reads as written."""
@@ -154,6 +169,9 @@ class Algebra:
         flat = _contract_deltas(flat, out)
         if any(_vanishes(f) for f in flat):
             return ZERO
+        position = _sum_to_distribute(flat, out)
+        if position is not None:
+            return self._distribute(coefficient, flat, position, out)
         flat = self._merge_powers(flat, out)
         flat = self._sigmoids(flat, out)
         coefficient *= _take_numbers(flat)
@@ -166,6 +184,18 @@ class Algebra:
         if coefficient != 1:
             flat.insert(0, Number(coefficient))
         return Product(flat, out)
+
+    def _distribute(self, coefficient, flat: list[Expr], position: int, out) -> Expr:
+        """c · F · (T_1 + T_2 + …) as c F T_1 + c F T_2 + …, so the δ a term or F holds
+        contracts instead of being built: Σ_i t_i (δ_ip … − …) is t_p … − Σ_i t_i …, with
+        no i×p intermediate. A number term keeps the sum's indices as ones."""
+        total = flat[position]
+        others = [Number(coefficient), *flat[:position], *flat[position + 1 :]]
+        terms = []
+        for term in total.terms:
+            missing = total.free - term.free
+            terms.append(self.multiply([*others, term, *ones_factors(missing, total)], out))
+        return self.add(terms)
 
     def ones(self, indices, *sources: Expr) -> Expr:
         """Ones over `indices` (summed, the size of each), as δ_ii."""
@@ -453,6 +483,27 @@ class Algebra:
                 else:
                     merged.append(self.power(base, Number(total)))
         return _contract_deltas(merged, out)
+
+
+def _sum_to_distribute(factors: list[Expr], out: frozenset[str]) -> int | None:
+    """The position of a sum factor whose δ would contract if the product were multiplied
+    out over it: a δ in one of its terms, or a δ beside it, over an index the product sums
+    and the sum carries. None if there is none."""
+    summed = frozenset().union(*(f.free for f in factors)) - out
+    beside = [set(f.indices) for f in factors if isinstance(f, Delta)]
+    for position, factor in enumerate(factors):
+        if not isinstance(factor, Sum):
+            continue
+        reach = factor.free & summed
+        if not reach:
+            continue
+        if any(indices & reach for indices in beside):
+            return position
+        for term in factor.terms:
+            parts = term.factors if isinstance(term, Product) else (term,)
+            if any(isinstance(p, Delta) and set(p.indices) & reach for p in parts):
+                return position
+    return None
 
 
 def ones_factors(indices, *sources: Expr) -> list[Delta]:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from benchmarks.evaluation import INDEXCALC, NUMPY, run_problem
+from benchmarks.natural import NATURAL, run_natural_problem
 from benchmarks.problems import PROBLEMS
 from benchmarks.timing import ResultMismatch, agrees, check_agrees
 
@@ -42,3 +43,16 @@ def test_run_problem_refuses_a_result_that_disagrees_with_numpy():
     broken = dataclasses.replace(problem, numpy=lambda A, x: A + A)  # should be A + A.T
     with pytest.raises(ResultMismatch, match="indexcalc, quadratic-hessian, n=3"):
         run_problem(broken, 3, peers={}, repeats=1, min_sample=0.0)
+
+
+@pytest.mark.parametrize("key", NATURAL)
+def test_natural_notation_problem_agrees_with_its_closed_form_and_stays_small(key):
+    row = run_natural_problem(NATURAL[key], 40, repeats=1, min_sample=0.0)
+    assert row.largest_intermediate <= 40 * 40  # never an n×n×n step
+    assert row.peak_bytes["indexcalc"] > 0
+
+
+def test_natural_notation_refuses_a_wrong_closed_form():
+    broken = dataclasses.replace(NATURAL["trace-xtbx"], numpy=lambda B, X: B @ X)
+    with pytest.raises(ResultMismatch, match="trace-xtbx"):
+        run_natural_problem(broken, 5, repeats=1, min_sample=0.0)
