@@ -143,78 +143,55 @@ class NumpyBackend:
     def einsum(self, spec: str) -> Callable:
         return lambda *arrays: np.einsum(spec, *arrays)
 
-    def contraction(self, subscripts: list[str], output: str, shapes) -> Callable:
-        """Contract arrays with these subscripts: opt_einsum plans the pairwise order once,
-        and each pair runs as the cheapest NumPy call, without per-call dispatch."""
+    def contraction(self, subscripts: Sequence[str], path: Sequence) -> Callable:
+        """Contract arrays with these subscripts along the planned `path` (see
+        `plan.Contract`); each pairwise step runs as the cheapest call, without per-call
+        dispatch."""
         if not subscripts:
             one = self.scalar(1.0)
             return lambda: one
-        if len(subscripts) == 1:
-            return self.single(subscripts[0], output)
-        if len(subscripts) == 2:
-            return self.pair(subscripts[0], subscripts[1], output)
-        # Registers: the operands first, then each intermediate as it is made.
+        if not path:
+            return identity
         live = list(subscripts)
-        registers = list(range(len(subscripts)))
-        live_shapes = [tuple(shape) for shape in shapes]
         program = []
-        # Operands over the same indices multiply elementwise first: the cheapest step,
-        # and one opt_einsum's cost model does not always pick (σ ⊙ y ⊙ X_ij w_j).
-        groups: dict[frozenset, list[int]] = {}
-        for position, sub in enumerate(subscripts):
-            if len(set(sub)) == len(sub):
-                groups.setdefault(frozenset(sub), []).append(position)
-        for positions in groups.values():
-            if len(positions) < 2:
-                continue
-            first = subscripts[positions[0]]
-            accumulated = positions[0]  # the register holding the running product
-            for position in positions[1:]:
-                run = _elementwise(first, subscripts[position])
-                a, b = registers.index(accumulated), registers.index(position)
-                program.append(((accumulated, position), run))
-                for p in sorted((a, b), reverse=True):
-                    del live[p], registers[p], live_shapes[p]
-                accumulated = len(subscripts) + len(program) - 1
-                live.append(first)
-                live_shapes.append(tuple(shapes[positions[0]]))
-                registers.append(accumulated)
-        if len(live) == 1:
-            path = [(0,)]
-        else:
-            spec = f"{','.join(live)}->{output}"
-            path, _ = opt_einsum.contract_path(spec, *live_shapes, shapes=True, optimize="auto")
-        for positions in path:
-            positions = sorted(positions)
+        for positions, result in path:
             taken = [live[p] for p in positions]
-            sources = tuple(registers[p] for p in positions)
             for p in reversed(positions):
                 del live[p]
-                del registers[p]
-            needed = set(output).union(*live)
-            seen = dict.fromkeys(c for subs in taken for c in subs)
-            result = output if not live else "".join(c for c in seen if c in needed)
             if len(taken) == 1:
                 run = self.single(taken[0], result)
             elif len(taken) == 2:
                 run = self.pair(taken[0], taken[1], result)
             else:
                 run = self.einsum(f"{','.join(taken)}->{result}")
-            program.append((sources, run))
+            program.append((positions, run))
             live.append(result)
-            registers.append(len(subscripts) + len(program) - 1)
-        if len(subscripts) == 3 and len(program) == 2 and program[0][0] in ((0, 1), (0, 2), (1, 2)):
+        if len(program) == 1:
+            return program[0][1]  # its positions are all the operands, in order
+        if len(subscripts) == 3 and len(program) == 2:
             (i, j), first = program[0]
-            k, second = program[1][0][0], program[1][1]
+            second = program[1][1]
+            (k,) = set(range(3)) - {i, j}
             return lambda *a: second(a[k], first(a[i], a[j]))
 
         def contract(*arrays):
             values = list(arrays)
-            for sources, run in program:
-                values.append(run(*[values[k] for k in sources]))
+            for positions, run in program:
+                taken = [values[p] for p in positions]
+                for p in reversed(positions):
+                    del values[p]
+                values.append(run(*taken))
             return values[-1]
 
         return contract
+
+    def reindex(self, spec: str, final: bool = False) -> Callable:
+        """One operand's axes rearranged: a permutation (a view, or a contiguous copy when
+        `final`), or a diagonal."""
+        source, target = spec.split("->")
+        if len(set(source)) == len(source) and sorted(source) == sorted(target):
+            return self.permute(tuple(source.index(c) for c in target), final)
+        return self.einsum(spec)
 
     def single(self, subscript: str, output: str) -> Callable:
         if subscript == output:
@@ -223,6 +200,9 @@ class NumpyBackend:
 
     def pair(self, left: str, right: str, output: str) -> Callable:
         """The cheapest NumPy call for a two-operand contraction."""
+        distinct = len(set(left)) == len(left) == len(right) == len(output)
+        if distinct and set(left) == set(right) == set(output):  # elementwise
+            return _then_permute(_elementwise(left, right), tuple(left.index(c) for c in output))
         shared = set(left) & set(right)
         simple = (
             len(set(left)) == len(left)
@@ -352,16 +332,13 @@ class ArrayApiBackend(NumpyBackend):
         backend = self.name
         return lambda *arrays: opt_einsum.contract(spec, *arrays, backend=backend)
 
-    def contraction(self, subscripts: list[str], output: str, shapes) -> Callable:
-        if not subscripts:
-            one = self.scalar(1.0)
-            return lambda: one
-        if len(subscripts) == 1 and subscripts[0] == output:
+    def single(self, subscript: str, output: str) -> Callable:
+        if subscript == output:
             return identity
-        spec = f"{','.join(subscripts)}->{output}"
-        expression = opt_einsum.contract_expression(spec, *shapes, optimize="auto")
-        backend = self.name
-        return lambda *arrays: expression(*arrays, backend=backend)
+        return self.einsum(f"{subscript}->{output}")
+
+    def pair(self, left: str, right: str, output: str) -> Callable:
+        return self.einsum(f"{left},{right}->{output}")
 
     def broadcast_to(self, a, shape):
         return self.xp.broadcast_to(a, shape)

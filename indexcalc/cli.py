@@ -28,8 +28,10 @@ import numpy as np
 import indexcalc as ic
 
 from .diff import parse_variable
-from .expr import Delta, Derivative, Epsilon, Expr, Tensor, deep_recursion
+from .expr import Derivative, Expr, Tensor, deep_recursion
+from .plan import postorder
 from .printing import PRINTERS
+from .sizes import unified_shapes
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -405,7 +407,8 @@ def run_check(args: argparse.Namespace) -> int:
                 "like f = x_i A_ij x_j; f_{,k}"
             )
     dims = parse_dims(args.dims)
-    sizes, shapes = index_sizes([expr, *(v for _, chain in chains for v in chain)], dims)
+    roots = [expr, *(v for _, chain in chains for v in chain)]
+    sizes, shapes = unified_shapes(postorder(*roots), dims, DEFAULT_SIZE, option="--dims")
     rng = np.random.default_rng(args.seed)
     arrays = {
         name: rng.uniform(RANDOM_LOW, RANDOM_HIGH, size=shape)
@@ -516,64 +519,6 @@ def _nodes(roots: Iterable[Expr]) -> Iterable[Expr]:
             seen.add(node)
             yield node
             stack.extend(node.children)
-
-
-def index_sizes(
-    roots: Iterable[Expr], dims: Mapping[str, int]
-) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
-    """A size for every index letter and a shape for every tensor under `roots`.
-
-    Letters on the same axis of a tensor, or tied by a δ, share one size: the one `dims`
-    gives any of them, the rank of an ε they index, or DEFAULT_SIZE.
-    """
-    parent: dict = {}
-
-    def find(key):
-        while parent.setdefault(key, key) != key:
-            key = parent[key]
-        return key
-
-    def union(a, b) -> None:
-        parent[find(a)] = find(b)
-
-    ranks: dict[str, int] = {}
-    reasons: list[tuple[str, int, str]] = []  # (letter, size, why)
-    for node in _nodes(roots):
-        if isinstance(node, Tensor):
-            ranks.setdefault(node.name, len(node.indices))
-            for axis, index in enumerate(node.indices):
-                union(("axis", node.name, axis), index)
-        elif isinstance(node, Delta):
-            for index in node.indices:
-                union(index, node.indices[0])
-        elif isinstance(node, Epsilon):
-            for index in node.indices:
-                find(index)
-                reasons.append((index, len(node.indices), f"ε has rank {len(node.indices)}"))
-    reasons.extend((index, size, f"--dims {index}={size}") for index, size in dims.items())
-
-    fixed: dict = {}
-    for index, size, why in reasons:
-        if index not in parent:
-            continue
-        root = find(index)
-        if root in fixed and fixed[root][0] != size:
-            letters = sorted(k for k in parent if isinstance(k, str) and find(k) == root)
-            raise InputError(
-                f"indices {', '.join(letters)} index the same axes, so they need one size, "
-                f"but {fixed[root][1]} and {why}"
-            )
-        fixed.setdefault(root, (size, why))
-
-    def size_of(key) -> int:
-        return fixed.get(find(key), (DEFAULT_SIZE,))[0]
-
-    sizes = {key: size_of(key) for key in parent if isinstance(key, str)}
-    shapes = {
-        name: tuple(size_of(("axis", name, axis)) for axis in range(rank))
-        for name, rank in ranks.items()
-    }
-    return sizes, shapes
 
 
 def central_difference(

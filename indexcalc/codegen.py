@@ -25,28 +25,31 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-import opt_einsum
-
-from .compile import check_dims, output_indices, postorder
-from .errors import IndexCalcError
-from .expr import (
-    Delta,
-    Derivative,
-    Epsilon,
-    Expr,
-    Func,
-    Number,
-    Power,
-    Product,
-    Sum,
-    Tensor,
-    deep_recursion,
-    delta_classes,
-)
+from .compile import check_dims, output_indices
+from .errors import EvaluationError, IndexCalcError, UnsizedIndexError
+from .expr import Derivative, Expr, Tensor, deep_recursion
 from .functions import FUNCTIONS
-from .printing import split_sign, to_ascii
-from .simplify import Algebra
-from .sizes import class_sources, index_sources, size_from, size_inputs
+from .plan import (
+    Add,
+    Apply,
+    Argument,
+    Broadcast,
+    Constant,
+    Contract,
+    Copy,
+    Dim,
+    Embed,
+    Fill,
+    LeviCivita,
+    Multiply,
+    Raise,
+    Reindex,
+    Step,
+    make_plan,
+    postorder,
+)
+from .printing import to_ascii
+from .sizes import size_inputs, unified_shapes
 
 DEFAULT_SIZE = 100  # the size of an index for path planning when nothing gives one
 LINE_LENGTH = 88  # ruff's default, so the source is clean under a default configuration
@@ -70,54 +73,41 @@ class Value:
 
 
 class Generator:
-    """Writes the body of one function computing `roots`, sharing every common node."""
+    """Prints the plan computing `roots` (see `indexcalc.plan`) as the body of one function:
+    one temporary per step, sizes read from the arguments' shapes."""
 
     def __init__(
         self,
         roots: Sequence[Expr],
+        outs: Sequence[tuple[str, ...]],
         dims: Mapping[str, int],
         shapes: Mapping[str, Sequence[int]],
     ):
-        self.roots = list(roots)
-        self.dims = dict(dims)
-        self.shapes = {name: tuple(shape) for name, shape in shapes.items()}
-        nodes = postorder(*self.roots)
-        self.sources = index_sources(nodes, dims)
-        self.size_only = size_inputs(nodes)  # arguments read only for their shapes
+        self.tensors = _tensors(roots)
+        self.arguments = sorted({*self.tensors, *size_inputs(postorder(*roots))})
+        try:
+            # Sizes to plan with: those given, the rest made consistent (one size for the
+            # letters on an axis); the code itself reads sizes from its arguments.
+            _, planned = unified_shapes(postorder(*roots), dims, DEFAULT_SIZE, shapes)
+            planned.update(shapes)
+            self.plan = make_plan(roots, outs, planned, dims, default_size=DEFAULT_SIZE)
+        except UnsizedIndexError as error:
+            raise CodegenError(str(error)) from None
+        except EvaluationError as error:
+            raise CodegenError(f"cannot generate code: {error}") from None
         self.lines: list[str] = []
-        self.values: dict[Expr, Value] = {}
-        self.algebra = Algebra()
-        self.shared: dict[tuple, tuple[Value, tuple[str, ...]]] = {}
-        self._has_delta: dict[Expr, bool] = {}
+        self.codes: list[str] = []
         self.epsilons: dict[int, str] = {}
-        self.views: set[str] = set()
         self.uses_itertools = False
-        self.tensors = self._tensors()
-        self.arguments = sorted({*self.tensors, *self.size_only})
         self.taken = set(self.arguments) | _RESERVED
         self.counter = 0
+        for step in self.plan.steps:
+            self.codes.append(self.print_step(step))
+
+    def results(self) -> list[str]:
+        return [self.codes[slot] for slot in self.plan.results]
 
     # -- bookkeeping -----------------------------------------------------------------------
-
-    def _tensors(self) -> dict[str, tuple[str, ...]]:
-        """Each tensor's name and the indices of its first use, validated."""
-        tensors: dict[str, tuple[str, ...]] = {}
-        for root in self.roots:
-            for node in postorder(root):
-                if not isinstance(node, Tensor):
-                    continue
-                name = node.name
-                if not name.isidentifier() or keyword.iskeyword(name) or name in _RESERVED:
-                    raise CodegenError(
-                        f"tensor name {name!r} cannot be a Python argument name; rename it"
-                    )
-                known = tensors.setdefault(name, node.indices)
-                if len(known) != len(node.indices):
-                    raise CodegenError(
-                        f"tensor '{name}' is used with {len(known)} and with "
-                        f"{len(node.indices)} indices"
-                    )
-        return dict(sorted(tensors.items()))
 
     def fresh(self, stem: str = "t") -> str:
         """A new name clashing with no tensor: ``t1``, ``t2``, … or `stem`, `stem`2, …"""
@@ -138,79 +128,33 @@ class Generator:
     def assign(self, code: str) -> str:
         name = self.fresh()
         self.lines.extend(statement(name, code))
-        view = re.fullmatch(r'np\.einsum\("\w+->\w*", (\w+)\)', code)
-        if view and view.group(1) in self.tensors:
-            self.views.add(name)  # a diagonal of an input shares the input's memory
         return name
 
-    def size_code(self, indices: Iterable[str], deltas: Sequence[Delta] = ()) -> str:
-        """Source for the run-time size of a class of indices that `deltas` merge: an
-        argument's ``shape[axis]`` where one sizes it, so the function works for any
-        sizes; else a number from `dims`."""
-        indices = sorted(indices)
-        candidates = class_sources(indices, deltas, self.sources)
-        for source in candidates:
-            if isinstance(source, tuple):
-                return f"{source[0]}.shape[{source[1]}]"
-        for source in candidates:
-            return str(source)
-        raise CodegenError(
-            f"the size of index '{indices[0]}' (in a δ) is not fixed by any array; "
-            f"pass it with dims={{'{indices[0]}': n}}"
-        )
+    def size(self, dim: Dim) -> str:
+        """Source for a size: the argument's shape it is read from, else the number."""
+        return f"{dim.source[0]}.shape[{dim.source[1]}]" if dim.source else str(dim.value)
 
-    def plan_size(self, index: str) -> int:
-        """The size of an index for planning a contraction path."""
-        sources = [self.sources[index]] if index in self.sources else []
-        return size_from(sources, self.shapes) or DEFAULT_SIZE
+    def shape(self, dims: Sequence[Dim]) -> str:
+        return _tuple([self.size(d) for d in dims])
 
-    # -- values of nodes -----------------------------------------------------------------------
+    # -- one method per kind of step ---------------------------------------------------------
 
-    def value(self, node: Expr) -> Value:
-        """The array of `node`, computed once for all nodes equal to it up to the names of
-        their free indices: σ(W_ij x_j) and σ(W_gj x_j) share one temporary."""
-        done = self.values.get(node)
-        if done is None:
-            skeleton, names = self.algebra.canonical(node)
-            shared = self.shared.get(skeleton)
-            renaming = dict(zip(shared[1], names, strict=True)) if shared else {}
-            if shared and (not self.has_delta(node) or self.same_sizes(renaming)):
-                done = Value(shared[0].code, tuple(renaming[a] for a in shared[0].axes))
-            else:
-                done = getattr(self, f"_v_{type(node).__name__}")(node)
-                self.shared.setdefault(skeleton, (done, names))
-            self.values[node] = done
-        return done
+    def print_step(self, step: Step) -> str:
+        """The step's value: a name or a literal to use inline, after any lines it needs."""
+        method = getattr(self, f"_print_{type(step.operation).__name__}", None)
+        if method is None:
+            raise CodegenError(f"code generation has no rule for the plan step {step.operation}")
+        inputs = [self.codes[k] for k in step.inputs]
+        return method(step.operation, *inputs)
 
-    def has_delta(self, node: Expr) -> bool:
-        """Whether a δ occurs in `node`: then index names, not arrays, fix some sizes."""
-        known = self._has_delta.get(node)
-        if known is None:
-            known = isinstance(node, Delta) or any(self.has_delta(c) for c in node.children)
-            self._has_delta[node] = known
-        return known
+    def _print_Argument(self, operation: Argument) -> str:
+        return operation.name
 
-    def same_sizes(self, renaming: Mapping[str, str]) -> bool:
-        """Whether each renamed index surely has the size of its new name."""
+    def _print_Constant(self, operation: Constant) -> str:
+        return number(Fraction(operation.value))
 
-        def size(index: str):
-            return self.sources.get(index)
-
-        return all(
-            a == b or (size(a) is not None and size(a) == size(b)) for a, b in renaming.items()
-        )
-
-    def _v_Number(self, node: Number) -> Value:
-        return Value(number(node.value), ())
-
-    def _v_Tensor(self, node: Tensor) -> Value:
-        return self.relabel(node.name, node.indices)
-
-    def _v_Delta(self, node: Delta) -> Value:
-        return self.product(Product((node,), node.free))
-
-    def _v_Epsilon(self, node: Epsilon) -> Value:
-        rank = len(node.indices)
+    def _print_LeviCivita(self, operation: LeviCivita) -> str:
+        rank = operation.rank
         name = self.epsilons.get(rank)
         if name is None:
             name = self.fresh(f"eps{rank}")
@@ -225,151 +169,123 @@ class Generator:
                 f"for {first}, {second} in {pairs})",
             ]
             self.epsilons[rank] = name
-        return self.relabel(name, node.indices)
+        source, target = operation.spec.split("->")
+        return name if source == target else self.assign(f'np.einsum("{operation.spec}", {name})')
 
-    def relabel(self, code: str, indices: tuple[str, ...]) -> Value:
-        """The array `code` indexed by `indices`, taking a diagonal where they repeat."""
-        if len(set(indices)) == len(indices):
-            return Value(code, indices)
-        axes = tuple(dict.fromkeys(indices))
-        letters = _letters(axes)
-        source = "".join(letters[i] for i in indices)
-        target = "".join(letters[i] for i in axes)
-        return Value(self.assign(f'np.einsum("{source}->{target}", {code})'), axes)
+    def _print_Reindex(self, operation: Reindex, code: str) -> str:
+        source, target = operation.spec.split("->")
+        if len(set(source)) == len(source) and sorted(source) == sorted(target):
+            permuted = align(Value(code, tuple(source)), tuple(target))
+            if operation.final:
+                return self.assign(f"np.ascontiguousarray({permuted})")
+            return permuted if _is_atom(permuted) else self.assign(permuted)
+        return self.assign(f'np.einsum("{operation.spec}", {code})')
 
-    def _v_Func(self, node: Func) -> Value:
-        argument = self.value(node.arg)
-        code = FUNCTIONS[node.name].source.format(argument.code)
-        return Value(self.assign(code), argument.axes)
+    def _print_Apply(self, operation: Apply, code: str) -> str:
+        return self.assign(FUNCTIONS[operation.function].source.format(code))
 
-    def _v_Power(self, node: Power) -> Value:
-        base = self.value(node.base)
-        if isinstance(node.exponent, Number):
-            exponent = node.exponent.value
-            if (
-                isinstance(node.base, Number)
-                and exponent.denominator == 1
-                and (node.base.value != 0 or exponent >= 0)
-            ):
-                return Value(number(node.base.value ** int(exponent)), ())
-            literal = number(exponent) if exponent >= 0 else number(float(exponent))
-            return Value(self.assign(f"{base.code}**{literal}"), base.axes)
-        exponent_value = self.value(node.exponent)
-        axes = base.axes + tuple(i for i in exponent_value.axes if i not in base.axes)
-        code = f"np.power({align(base, axes)}, {align(exponent_value, axes)})"
-        return Value(self.assign(code), axes)
+    def _print_Raise(self, operation: Raise, base: str, power: str | None = None) -> str:
+        base_code = align(Value(base, operation.base[0]), operation.base[1])
+        if operation.exponent is None:
+            power_code = align(Value(power, operation.power[0]), operation.power[1])
+            return self.assign(f"np.power({base_code}, {power_code})")
+        exponent = operation.exponent
+        literal = number(Fraction(exponent)) if exponent >= 0 else repr(float(exponent))
+        return self.assign(f"{_operand(base_code)}**{literal}")
 
-    def _v_Sum(self, node: Sum) -> Value:
-        parts = []
-        for term in node.terms:
-            negative, positive = split_sign(term)
-            parts.append((negative, self.value(positive)))
-        axes = next((v.axes for _, v in parts if v.axes), ())
+    def _print_Add(self, operation: Add, *terms: str) -> str:
         code = ""
-        for k, (negative, value) in enumerate(parts):
-            text = align(value, axes)
+        for k, ((axes, target), term) in enumerate(zip(operation.terms, terms, strict=True)):
+            text = align(Value(term, axes), target)
             if k == 0:
-                code = f"-{text}" if negative else text
+                code = text
+            elif text.startswith("-") and _is_atom(text[1:]):
+                code += f" - {text[1:]}"
             else:
-                code += f" - {text}" if negative else f" + {text}"
-        return Value(self.assign(code), axes)
+                code += f" + {text}"
+        return self.assign(code)
 
-    def _v_Product(self, node: Product) -> Value:
-        return self.product(node)
+    def _print_Multiply(self, operation: Multiply, *values: str) -> str:
+        return self.assign(" * ".join(_operand(v) for v in values))
 
-    # -- products --------------------------------------------------------------------------------
-
-    def product(self, node: Product) -> Value:
-        """A contraction with δ indices merged first and any kept δ written at the end."""
-        coefficient = Fraction(1)
-        operands: list[tuple[str, tuple[str, ...]]] = []  # (code, index class of each axis)
-        deltas = [f for f in node.factors if isinstance(f, Delta)]
-        find = delta_classes(deltas)
-        pending = []
-        for factor in node.factors:
-            if isinstance(factor, Number):
-                coefficient *= factor.value
-            elif isinstance(factor, Tensor):
-                pending.append((factor.name, factor.indices))
-            elif not isinstance(factor, Delta):
-                value = self.value(factor)
-                pending.append((value.code, value.axes))
-        for code, indices in pending:
-            operands.append((code, tuple(find(i) for i in indices)))
-        members: dict[str, set[str]] = {}
-        every = {i for f in node.factors for i in f.free} | {i for d in deltas for i in d.indices}
-        for index in every | set(node.out):
-            members.setdefault(find(index), set()).add(index)
-        kept = list(dict.fromkeys(find(i) for i in sorted(node.out)))
-        carried = {c for _, indices in operands for c in indices}
-        factors = []  # run-time sizes of summed classes no operand carries (δ_ii → n)
-        for root in sorted(members):
-            if root not in carried and root not in kept:
-                factors.append(self.size_code(members[root], deltas))
-        if not operands and len(kept) == 1 and len(node.out) == 2:
-            code = f"np.eye({self.size_code(members[kept[0]], deltas)})"
-            return Value(self.assign(scaled(coefficient, factors, code)), tuple(sorted(node.out)))
-        for root in kept:
-            if root not in carried:
-                operands.append((f"np.ones({self.size_code(members[root], deltas)})", (root,)))
-        code, axes = self.contract(operands, kept)
-        code = scaled(coefficient, factors, code)
-        reduced = Value(code if code.isidentifier() else self.assign(code), axes)
-        if len(kept) == len(node.out):
-            return Value(reduced.code, tuple(sorted(node.out, key=lambda i: axes.index(find(i)))))
-        return self.embed(reduced, sorted(node.out), find, deltas)
-
-    def embed(self, reduced: Value, out: list[str], find, deltas: Sequence[Delta]) -> Value:
-        """Write a result over merged δ indices onto the diagonal of a zero array."""
-        letters = _letters(reduced.axes)
-        shape = _tuple([self.size_code([i, find(i)], deltas) for i in out])
-        full = "".join(letters[find(i)] for i in out)
-        target = "".join(letters[a] for a in reduced.axes)
-        name = self.assign(f"np.zeros({shape}, {reduced.code}.dtype)")
-        self.lines.append(f'np.einsum("{full}->{target}", {name})[...] = {reduced.code}')
-        return Value(name, tuple(out))
-
-    def contract(self, operands: list[tuple[str, tuple[str, ...]]], kept: list[str]):
-        """Source contracting `operands` down to the `kept` indices, and its axes.
-
-        With three or more operands, opt_einsum plans the pairwise order; every step but the
-        last becomes a temporary.
-        """
-        names = sorted({i for _, indices in operands for i in indices} | set(kept))
-        letters = _letters(names)
-        live = [(code, "".join(letters[i] for i in indices)) for code, indices in operands]
-        wanted = "".join(letters[i] for i in kept)
-        back = {letter: index for index, letter in letters.items()}
+    def _print_Contract(self, operation: Contract, *operands: str) -> str:
+        factors = [self.size(d) for d in operation.dims]
+        coefficient = Fraction(operation.coefficient)
+        scale = coefficient != 1 or factors
+        live = list(zip(operands, operation.subscripts, strict=True))
+        if scale and operation.scaled is not None:
+            code, subscripts = live[operation.scaled]
+            code = scaled(coefficient, factors, code)
+            bare = not operation.path or re.fullmatch(r"-?\w+", code)
+            live[operation.scaled] = (code if bare else f"({code})", subscripts)
         if not live:
-            return "1.0", ()
-        if len(live) > 2:
-            spec = f"{','.join(s for _, s in live)}->{wanted}"
-            shapes = [tuple(self.plan_size(back[c]) for c in s) for _, s in live]
-            path, _ = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
-            for positions in path[:-1]:
-                taken = [live[p] for p in sorted(positions)]
-                for p in sorted(positions, reverse=True):
-                    del live[p]
-                needed = set(wanted).union(*(s for _, s in live))
-                seen = dict.fromkeys(c for _, s in taken for c in s)
-                result = "".join(c for c in seen if c in needed)
-                code, subscripts = step(taken, result)
-                live.append((self.assign(code), subscripts))
-        code, subscripts = step(live, wanted)
-        return code, tuple(back[c] for c in subscripts)
+            code = "1.0"
+        elif not operation.path:
+            code = live[0][0]
+        for number_, (positions, result) in enumerate(operation.path):
+            taken = [live[p] for p in positions]
+            for p in reversed(positions):
+                del live[p]
+            code, produced = step(taken, result)
+            if produced != result:
+                code = align(
+                    Value(code if _is_atom(code) else f"({code})", tuple(produced)), tuple(result)
+                )
+            if number_ < len(operation.path) - 1:
+                code = self.assign(code)
+            live.append((code, result))
+        if scale and operation.scaled is None:
+            code = scaled(coefficient, factors, code)
+        inline = code.isidentifier() or _is_number(code) or re.fullmatch(r"-\w+", code)
+        return code if inline else self.assign(code)
 
-    # -- the function -----------------------------------------------------------------------------
+    def _print_Broadcast(self, operation: Broadcast, code: str) -> str:
+        carried, full = tuple(operation.carried), tuple(operation.full)
+        aligned = align(Value(code, carried), full) if carried else code
+        return self.assign(f"np.broadcast_to({aligned}, {self.shape(operation.shape)})")
 
-    def result(self, root: Expr, out: tuple[str, ...]) -> str:
-        """Source of the value returned for `root`, with axes in `out` order."""
-        if isinstance(root, Number) and out:
-            shape = _tuple([self.size_code([i]) for i in out])
-            return f"np.full({shape}, {number(root.value)})"
-        value = self.value(root)
-        code = align(value, out)
-        if value.code in self.tensors or value.code in self.views:
-            return f"np.array({code})"  # never hand back the caller's array, or a view of it
-        return code
+    def _print_Embed(self, operation: Embed, code: str) -> str:
+        name = self.assign(
+            f"np.zeros({self.shape(operation.shape)}, np.result_type({code}, np.float32))"
+        )
+        self.lines.append(
+            f'np.einsum("{operation.full}->{operation.reduced}", {name})[...] = {code}'
+        )
+        return name
+
+    def _print_Fill(self, operation: Fill, code: str) -> str:
+        return self.assign(f"np.full({self.shape(operation.shape)}, {code})")
+
+    def _print_Copy(self, operation: Copy, code: str) -> str:
+        if _is_number(code):
+            return self.assign(f"np.array({float(Fraction(code))!r})")
+        return self.assign(f"np.array({code})")
+
+
+def _tensors(roots: Sequence[Expr]) -> dict[str, tuple[str, ...]]:
+    """Each tensor's name and the indices of its first use, validated as an argument name."""
+    tensors: dict[str, tuple[str, ...]] = {}
+    for node in postorder(*roots):
+        if not isinstance(node, Tensor):
+            continue
+        name = node.name
+        if not name.isidentifier() or keyword.iskeyword(name) or name in _RESERVED:
+            raise CodegenError(f"tensor name {name!r} cannot be a Python argument name; rename it")
+        known = tensors.setdefault(name, node.indices)
+        if len(known) != len(node.indices):
+            raise CodegenError(
+                f"tensor '{name}' is used with {len(known)} and with {len(node.indices)} indices"
+            )
+    return dict(sorted(tensors.items()))
+
+
+def _operand(code: str) -> str:
+    """`code` as an operand of ``*`` or ``**``: parenthesised unless it is an atom."""
+    return code if _is_atom(code) and not code.startswith("-") else f"({code})"
+
+
+def _is_number(code: str) -> bool:
+    return bool(re.fullmatch(r"-?[\d.]+(e-?\d+)?", code))
 
 
 def step(operands: list[tuple[str, str]], output: str) -> tuple[str, str]:
@@ -587,10 +503,11 @@ def _source(name: str, outputs: list[tuple[str, Expr, tuple[str, ...]]], dims, s
     if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
         raise CodegenError(f"the function name must be a Python identifier, not {name!r}")
     roots = [root for _, root, _ in outputs]
-    generator = Generator(roots, check_dims(dims), _check_shapes(shapes))
+    outs = [out for _, _, out in outputs]
+    generator = Generator(roots, outs, check_dims(dims), _check_shapes(shapes))
     if name in generator.arguments or name in _RESERVED:
         raise CodegenError(f"the function name {name!r} clashes with an argument or with np")
-    returned = [generator.result(root, out) for _, root, out in outputs]
+    returned = generator.results()
     details = [f"{label}: {_clean(to_ascii(root))}" for label, root, _ in outputs]
     details.append("")
     if generator.arguments:

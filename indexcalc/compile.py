@@ -1,103 +1,81 @@
-"""Expression → planned NumPy evaluation.
+"""Expression → evaluation: a plan (see `plan.py`) turned into calls on an array library.
 
-`compile` turns an expression into a callable. On the first call with a given set of
-array shapes it plans: it walks the expression DAG once, fixes every index size, checks
-the arrays, and turns each distinct node into one step — so a subexpression shared
-between terms is computed once per call. Products become contractions planned by
-opt_einsum, executed with BLAS-backed ``tensordot`` where the shape allows. Deltas are
-never materialised inside a product: their indices are merged before contracting, and a
-δ that survives into the result is written once, on the output's diagonal.
+`compile` turns expressions into a callable. On the first call with a given set of array
+shapes it plans (`make_plan`), then turns each step of the plan into a call on the
+arrays' library, NumPy's cheapest for each contraction step (``@``, ``tensordot``) or the
+array API's; later calls with the same shapes only run those calls. Code generation
+prints the same plan, so evaluated and generated code compute alike.
 """
 
 from __future__ import annotations
 
-import itertools
 import operator
-import string
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from fractions import Fraction
+from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 
 import numpy as np
-import opt_einsum
 
 from .backends import BACKENDS, NumpyBackend, identity, resolve
-from .errors import EvaluationError, IndexCalcError, UnsizedIndexError
-from .expr import (
-    Delta,
-    Derivative,
-    Epsilon,
-    Expr,
-    Func,
-    Number,
-    Power,
-    Product,
-    Sum,
-    Tensor,
-    deep_recursion,
-    delta_classes,
+from .errors import EvaluationError, IndexCalcError
+from .expr import Derivative, Expr, Number, Tensor, deep_recursion
+from .plan import (
+    Add,
+    Apply,
+    Argument,
+    Broadcast,
+    Constant,
+    Contract,
+    Copy,
+    Cost,
+    Embed,
+    Fill,
+    LeviCivita,
+    Multiply,
+    Plan,
+    Raise,
+    Reindex,
+    Step,
+    levi_civita,
+    make_plan,
+    postorder,
 )
-from .simplify import Algebra
-from .sizes import Source, class_sources, index_sources, size_from, size_inputs, unsized_where
+from .sizes import size_inputs
 
 Array = np.ndarray
-_LETTERS = string.ascii_letters
 
 
-@dataclass
-class Step:
-    """Compute one node: `run(*inputs)` on the values of earlier steps."""
-
-    run: Callable[..., Array]
-    inputs: tuple[int, ...]
-
-
-@dataclass
-class Value:
-    """What planning knows about a node's array: its axes and their sizes."""
-
-    slot: int
-    axes: tuple[str, ...]  # sorted distinct free indices
-    sizes: dict[str, int]
-    origin: dict[str, str]  # index -> which array fixed its size, for error messages
-    fresh: bool = True  # False if the array may be an input, a view of one, or a constant
-
-
-@dataclass(frozen=True)
-class Cost:
-    """The cost of one evaluation: the largest array a step makes (elements, inputs not
-    counted) and the floating-point operations."""
-
-    largest_intermediate: int
-    flops: int
-
-
-class Plan:
-    """The steps for one shape signature; running it does no planning."""
+class Program:
+    """A plan for one shape signature as calls on one array library; running it does
+    no planning."""
 
     def __init__(
-        self,
-        steps: list[Step | None],
-        inputs: list[tuple[int, str]],
-        result: int,
-        cost: Cost = Cost(0, 0),
+        self, plan: Plan, backend: NumpyBackend, names: Sequence[str], like: list, several: bool
     ):
-        self.cost = cost
-        self.size = len(steps)
-        self.input_slots = [slot for slot, _ in inputs]
-        self.input_names = [name for _, name in inputs]
-        self.program = [
-            (slot, step.run, step.inputs) for slot, step in enumerate(steps) if step is not None
+        self.plan = plan
+        self.cost = plan.cost
+        self.size = len(plan.steps)
+        position = {name: k for k, name in enumerate(names)}
+        self.inputs = [
+            (slot, position[step.operation.name])
+            for slot, step in enumerate(plan.steps)
+            if isinstance(step.operation, Argument)
         ]
-        self.result = result
+        self.program = [
+            (slot, call(step, plan, backend, like), step.inputs)
+            for slot, step in enumerate(plan.steps)
+            if not isinstance(step.operation, Argument)
+        ]
+        self.results = plan.results if several else plan.results[0]
+        # A scalar result is a 0-d array of the backend, never a NumPy scalar.
+        self.scalars = [k for k, out in enumerate(plan.outs) if not out]
+        self.scalar = backend.scalar
 
     def run(self, arrays: Sequence[Array]):
-        """Run on the input arrays, given in the order of `input_names`; several results
-        come back as a tuple."""
+        """Run on the input arrays, given in the order of the compiled names; several
+        results come back as a tuple."""
         values: list = [None] * self.size
-        for slot, array in zip(self.input_slots, arrays, strict=True):
-            values[slot] = array
+        for slot, position in self.inputs:
+            values[slot] = arrays[position]
         for slot, run, inputs in self.program:
             if len(inputs) == 1:
                 values[slot] = run(values[inputs[0]])
@@ -105,9 +83,70 @@ class Plan:
                 values[slot] = run(values[inputs[0]], values[inputs[1]])
             else:
                 values[slot] = run(*[values[k] for k in inputs])
-        if isinstance(self.result, list):
-            return tuple(values[slot] for slot in self.result)
-        return values[self.result]
+        if isinstance(self.results, tuple):
+            results = [values[slot] for slot in self.results]
+            for k in self.scalars:
+                results[k] = self.scalar(results[k])
+            return tuple(results)
+        if self.scalars:
+            return self.scalar(values[self.results])
+        return values[self.results]
+
+
+def call(step: Step, plan: Plan, backend: NumpyBackend, like: list) -> Callable:
+    """The call that computes one step of the plan with this backend."""
+    operation = step.operation
+    if isinstance(operation, Constant):
+        constant = operation.value
+        return lambda: constant
+    if isinstance(operation, LeviCivita):
+        return backend.constant(np.einsum(operation.spec, levi_civita(operation.rank)), like)
+    if isinstance(operation, Reindex):
+        return backend.reindex(operation.spec, operation.final)
+    if isinstance(operation, Apply):
+        return backend.function(operation.function)
+    if isinstance(operation, Raise):
+        align_base = _aligner(*operation.base)
+        if operation.exponent is not None:
+            exponent = operation.exponent
+            return lambda b: align_base(b) ** exponent
+        align_power = _aligner(*operation.power)
+        return lambda b, e: align_base(b) ** align_power(e)
+    if isinstance(operation, Add):
+        aligners = [_aligner(*terms) for terms in operation.terms]
+        if len(aligners) == 2:
+            first, second = aligners
+            return lambda a, b: first(a) + second(b)
+        return lambda *terms: reduce(
+            operator.add, (a(t) for a, t in zip(aligners, terms, strict=True))
+        )
+    if isinstance(operation, Multiply):
+        return lambda *values: reduce(operator.mul, values)
+    if isinstance(operation, Contract):
+        return _contraction(operation, backend)
+    if isinstance(operation, Broadcast):
+        shape = tuple(d.value for d in operation.shape)
+        return backend.broadcaster(operation.carried, operation.full, shape)
+    if isinstance(operation, Embed):
+        shape = tuple(d.value for d in operation.shape)
+        return backend.embedder(operation.reduced, operation.full, shape)
+    if isinstance(operation, Fill):
+        return backend.broadcast_copy(tuple(d.value for d in operation.shape))
+    if isinstance(operation, Copy):
+        return backend.copy
+    raise IndexCalcError(f"evaluation has no rule for the plan step {operation!r}")
+
+
+def _contraction(operation: Contract, backend: NumpyBackend) -> Callable:
+    contraction = backend.contraction(operation.subscripts, operation.path)
+    factor = operation.coefficient
+    for dim in operation.dims:
+        factor *= dim.value
+    if factor == 1:
+        return contraction
+    if operation.scaled is not None:
+        return _scaled(contraction, operation.scaled, len(operation.subscripts), factor)
+    return lambda *arrays: contraction(*arrays) * factor
 
 
 class Compiled:
@@ -153,7 +192,7 @@ class Compiled:
                 f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}"
             )
         self.backend = backend
-        self._plans: dict[tuple, Plan] = {}
+        self._plans: dict[tuple, Program] = {}
         self.plan_count = 0
 
     @property
@@ -179,8 +218,8 @@ class Compiled:
             plan = self._plans.get(key)
             if plan is not None:
                 return plan.run(values)
-        plan, prepared = self._planned(given)
-        return plan.run(prepared)
+        program, prepared = self._planned(given)
+        return program.run(prepared)
 
     def cost(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Cost:
         """What evaluating on arrays of these shapes costs, planned but not run: the
@@ -189,12 +228,17 @@ class Compiled:
 
         ``f.cost(W=W, x=x).largest_intermediate`` is in elements.
         """
-        plan, _ = self._planned(_given(arrays, kw_arrays))
-        return plan.cost
+        program, _ = self._planned(_given(arrays, kw_arrays))
+        return program.cost
 
-    def _planned(self, given: Mapping[str, object]) -> tuple[Plan, list]:
-        """The plan for these arrays (made once per shape signature) and the arrays as
-        the plan takes them."""
+    def plan(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Plan:
+        """The plan (see `indexcalc.plan`) evaluation runs for arrays of these shapes."""
+        program, _ = self._planned(_given(arrays, kw_arrays))
+        return program.plan
+
+    def _planned(self, given: Mapping[str, object]) -> tuple[Program, list]:
+        """The program for these arrays (planned once per shape signature) and the arrays
+        as it takes them."""
         missing = [name for name in self._names if name not in given]
         if missing:
             raise EvaluationError(
@@ -208,362 +252,22 @@ class Compiled:
         size_shapes = self._size_shapes(given)
         if self.size_inputs:
             key = (*key, *size_shapes)
-        plan = self._plans.get(key)
-        if plan is None:
-            arrays = dict(zip(self._names, prepared, strict=True))
-            shapes = {name: tuple(array.shape) for name, array in arrays.items()}
+        program = self._plans.get(key)
+        if program is None:
+            shapes = {name: tuple(a.shape) for name, a in zip(self._names, prepared, strict=True)}
             for name, shape in zip(self.size_inputs, size_shapes, strict=True):
                 if shape is not None:
                     shapes[name] = tuple(shape)
-            plan = Planner(self, arrays, backend, shapes).plan()
-            self._plans[key] = plan
+            plan = make_plan(self.roots, self.outs, shapes, self.dims)
+            program = Program(plan, backend, self._names, prepared, self.several)
+            self._plans[key] = program
             self.plan_count += 1
-        return plan, prepared
+        return program, prepared
 
     def __repr__(self) -> str:
         pairs = zip(self.roots, self.outs, strict=True)
         shown = ", ".join(f"{r} -> {''.join(o) or 'scalar'}" for r, o in pairs)
         return f"<compiled {shown}>"
-
-
-class Planner:
-    """Walks the DAG once for one set of shapes and emits the steps."""
-
-    def __init__(
-        self,
-        compiled: Compiled,
-        arrays: dict[str, Array],
-        backend: NumpyBackend,
-        shapes: Mapping[str, tuple[int, ...]],
-    ):
-        self.compiled = compiled
-        self.arrays = arrays
-        self.backend = backend
-        self.shapes = shapes  # of every given array, including those that only size δs
-        self.steps: list[Step | None] = []
-        self.values: dict[Expr, Value] = {}
-        self.inputs: list[tuple[int, str]] = []
-        self.input_slots: dict[str, int] = {}
-        self.sources = index_sources(postorder(*compiled.roots), compiled.dims)
-        self.largest = 0  # elements of the largest array a step makes
-        self.flops = 0
-
-    def note(self, elements: int, flops: int | None = None) -> None:
-        """Count a step that makes an array of `elements` with `flops` operations."""
-        self.largest = max(self.largest, elements)
-        self.flops += elements if flops is None else flops
-
-    def plan(self) -> Plan:
-        roots = self.compiled.roots
-        nodes = postorder(*roots)
-        # A δ inside a product only merges indices; only a δ standing alone becomes a step.
-        alone = set(roots) | {c for n in nodes if not isinstance(n, Product) for c in n.children}
-        # Equal subexpressions under other index names (tanh(W_ij x_j), tanh(W_aj x_j))
-        # are computed once: the canonical form identifies them up to renaming.
-        canonical = Algebra.shared().canonical
-        seen: dict[int, tuple[Value, tuple[str, ...]]] = {}
-        has_delta: dict[Expr, bool] = {}
-        for node in nodes:
-            if isinstance(node, Delta) and node not in alone:
-                has_delta[node] = True
-                continue
-            if isinstance(node, Number):
-                has_delta[node] = False
-                self.values[node] = self._plan_Number(node)
-                continue
-            # A δ's sizes may come from dims rather than arrays: reuse only δ-free nodes,
-            # whose sizes the arrays fix through the skeleton.
-            has_delta[node] = isinstance(node, Delta) or any(has_delta[c] for c in node.children)
-            if has_delta[node]:
-                self.values[node] = getattr(self, f"_plan_{type(node).__name__}")(node)
-                continue
-            skeleton, names = canonical(node)
-            if skeleton in seen:
-                self.values[node] = self.renamed(*seen[skeleton], names)
-                continue
-            value = getattr(self, f"_plan_{type(node).__name__}")(node)
-            self.values[node] = value
-            seen[skeleton] = (value, names)
-        results = [
-            self._finish(self.values[root], out)
-            for root, out in zip(roots, self.compiled.outs, strict=True)
-        ]
-        slots = {name: slot for slot, name in self.inputs}
-        ordered = [(slots[name], name) for name in self.compiled.inputs if name in slots]
-        cost = Cost(self.largest, self.flops)
-        return Plan(self.steps, ordered, results if self.compiled.several else results[0], cost)
-
-    # -- helpers -----------------------------------------------------------------------
-
-    def renamed(self, value: Value, names: tuple[str, ...], new_names: tuple[str, ...]) -> Value:
-        """A computed value seen under other index names, transposed as needed."""
-        mapping = dict(zip(names, new_names, strict=True))
-        axes = tuple(mapping[a] for a in value.axes)
-        target = tuple(sorted(axes))
-        sizes = {mapping[i]: n for i, n in value.sizes.items()}
-        origin = {mapping[i]: o for i, o in value.origin.items()}
-        if axes == target:
-            return Value(value.slot, target, sizes, origin, value.fresh)
-        order = tuple(axes.index(i) for i in target)
-        slot = self.emit(self.backend.permute(order), [value.slot])
-        return Value(slot, target, sizes, origin, value.fresh)
-
-    def emit(self, run, inputs: Sequence[int]) -> int:
-        self.steps.append(Step(run, tuple(inputs)))
-        return len(self.steps) - 1
-
-    def size_of(self, index: str, where: str, candidates: Sequence[Source] = ()) -> int:
-        """The size of `index`: from the first usable candidate, or what sizes its name."""
-        candidates = [*candidates, *([self.sources[index]] if index in self.sources else [])]
-        size = size_from(candidates, self.shapes)
-        if size is None:
-            raise UnsizedIndexError(index, unsized_where(candidates, where))
-        return size
-
-    def merge_sizes(self, parts: Iterable[Value]) -> tuple[dict[str, int], dict[str, str]]:
-        sizes: dict[str, int] = {}
-        origin: dict[str, str] = {}
-        for part in parts:
-            for index, size in part.sizes.items():
-                if index in sizes and sizes[index] != size:
-                    raise EvaluationError(
-                        f"index '{index}' has size {sizes[index]} in {origin[index]} but "
-                        f"size {size} in {part.origin[index]}"
-                    )
-                if index not in sizes:
-                    sizes[index] = size
-                    origin[index] = part.origin[index]
-        return sizes, origin
-
-    def _finish(self, value: Value, out: tuple[str, ...]) -> int:
-        backend = self.backend
-        missing = [i for i in out if i not in value.axes]
-        if missing:  # a number (a vanished derivative) broadcast to the asked shape
-            shape = tuple(self.size_of(i, "in the output") for i in out)
-            return self.emit(backend.broadcast_copy(shape), [value.slot])
-        shared = not value.fresh  # an input, a view of one, or a cached constant
-        if not out:  # a scalar: always a 0-d array, never a NumPy scalar or an input
-            wrap = backend.copy if shared else backend.scalar
-            return self.emit(wrap, [value.slot])
-        order = tuple(value.axes.index(i) for i in out)
-        if order == tuple(range(len(order))):
-            if shared:
-                return self.emit(backend.copy, [value.slot])  # never hand back an input
-            return value.slot
-        return self.emit(backend.permute(order, final=True), [value.slot])
-
-    # -- nodes -------------------------------------------------------------------------
-
-    def note_contraction(self, subscripts, kept_roots, letters, class_size, shapes) -> None:
-        """Count a contraction as opt_einsum's PathInfo prices it."""
-        if len(subscripts) < 2:
-            self.note(_elements(class_size[r] for r in kept_roots) if subscripts else 1)
-            return
-        carried = {c for sub in subscripts for c in sub}
-        output = "".join(letters[r] for r in kept_roots if letters[r] in carried)
-        spec = f"{','.join(subscripts)}->{output}"
-        _, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
-        self.note(int(info.largest_intermediate), int(info.opt_cost))
-
-    def _plan_Number(self, node: Number) -> Value:
-        # A Python float: weak, so it keeps the arrays' dtype, and never integer arithmetic.
-        constant = float(node.value)
-        return Value(self.emit(lambda: constant, []), (), {}, {})
-
-    def _plan_Tensor(self, node: Tensor) -> Value:
-        array = self.arrays[node.name]
-        if node.name not in self.input_slots:
-            self.steps.append(None)
-            self.input_slots[node.name] = len(self.steps) - 1
-            self.inputs.append((len(self.steps) - 1, node.name))
-        slot = self.input_slots[node.name]
-        sizes: dict[str, int] = {}
-        origin: dict[str, str] = {}
-        for axis, (index, size) in enumerate(zip(node.indices, array.shape, strict=True)):
-            where = f"{node.name} (axis {axis})"
-            if index in sizes and sizes[index] != size:
-                raise EvaluationError(
-                    f"index '{index}' is repeated in {node.name}_{''.join(node.indices)} but "
-                    f"the axes have sizes {sizes[index]} and {size}"
-                )
-            sizes.setdefault(index, size)
-            origin.setdefault(index, where)
-        axes = tuple(sorted(sizes))
-        letters = dict(zip(sorted(set(node.indices)), _LETTERS, strict=False))
-        source = "".join(letters[i] for i in node.indices)
-        target = "".join(letters[i] for i in axes)
-        if source == target:
-            return Value(slot, axes, sizes, origin, fresh=False)
-        if len(set(source)) == len(source):
-            order = tuple(source.index(c) for c in target)
-            permuted = self.emit(self.backend.permute(order), [slot])
-            return Value(permuted, axes, sizes, origin, fresh=False)
-        diagonal = self.backend.einsum(f"{source}->{target}")
-        return Value(self.emit(diagonal, [slot]), axes, sizes, origin, fresh=False)
-
-    def _plan_Delta(self, node: Delta) -> Value:
-        """A δ on its own (∂x_i/∂x_k): built once, as an identity of the needed shape."""
-        axes = tuple(sorted(set(node.indices)))
-        sizes = {i: self.size_of(i, "in a δ", [node.axis] if node.axis else []) for i in axes}
-        origin = {i: "dims" for i in axes}
-        product = Product((node,), node.free)
-        return self._contract(product, [], axes, sizes, origin, extra_deltas=[node])
-
-    def _plan_Epsilon(self, node: Epsilon) -> Value:
-        rank = len(node.indices)
-        sizes = {i: rank for i in node.indices}
-        origin = {i: f"ε of rank {rank}" for i in node.indices}
-        axes = tuple(sorted(set(node.indices)))
-        letters = dict(zip(axes, _LETTERS, strict=False))
-        subscripts = (
-            f"{''.join(letters[i] for i in node.indices)}->{''.join(letters[i] for i in axes)}"
-        )
-        dense = np.einsum(subscripts, _levi_civita(rank))
-        self.note(dense.size, 0)
-        constant = self.backend.constant(dense, list(self.arrays.values()))
-        return Value(self.emit(constant, []), axes, sizes, origin, fresh=False)
-
-    def _plan_Func(self, node: Func) -> Value:
-        arg = self.values[node.arg]
-        self.note(_elements(arg.sizes))
-        function = self.backend.function(node.name)
-        return Value(self.emit(function, [arg.slot]), arg.axes, arg.sizes, arg.origin)
-
-    def _plan_Power(self, node: Power) -> Value:
-        base, exponent = self.values[node.base], self.values[node.exponent]
-        sizes, origin = self.merge_sizes((base, exponent))
-        axes = tuple(sorted(sizes))
-        self.note(_elements(sizes))
-        if isinstance(node.exponent, Number):
-            constant = _scalar(node.exponent.value)
-            align = _aligner(base.axes, axes)
-            return Value(
-                self.emit(lambda b: align(b) ** constant, [base.slot]), axes, sizes, origin
-            )
-        align_base, align_exponent = _aligner(base.axes, axes), _aligner(exponent.axes, axes)
-        run = lambda b, e: align_base(b) ** align_exponent(e)  # noqa: E731
-        return Value(self.emit(run, [base.slot, exponent.slot]), axes, sizes, origin)
-
-    def _plan_Sum(self, node: Sum) -> Value:
-        parts = [self.values[t] for t in node.terms]
-        sizes, origin = self.merge_sizes(parts)
-        axes = tuple(sorted(sizes))
-        self.note(_elements(sizes), _elements(sizes) * (len(parts) - 1))
-        aligners = [_aligner(p.axes, axes) for p in parts]
-
-        if len(parts) == 2:
-            first, second = aligners
-            run2 = lambda a, b: first(a) + second(b)  # noqa: E731
-            return Value(self.emit(run2, [p.slot for p in parts]), axes, sizes, origin)
-
-        def run(*terms):
-            return reduce(operator.add, (a(t) for a, t in zip(aligners, terms, strict=True)))
-
-        return Value(self.emit(run, [p.slot for p in parts]), axes, sizes, origin)
-
-    def _plan_Product(self, node: Product) -> Value:
-        operands = [f for f in node.factors if not isinstance(f, (Number, Delta))]
-        deltas = [f for f in node.factors if isinstance(f, Delta)]
-        coefficient = Fraction(1)
-        for factor in node.factors:
-            if isinstance(factor, Number):
-                coefficient *= factor.value
-        # Scalar factors multiply the result; einsum would turn a Python number into float64.
-        scalars = [f for f in operands if not f.free]
-        operands = [f for f in operands if f.free]
-        parts = [self.values[f] for f in operands]
-        sizes, origin = self.merge_sizes(parts)
-        value = self._contract(node, operands, node.out, sizes, origin, deltas, coefficient)
-        if not scalars:
-            return value
-        slots = [value.slot, *(self.values[f].slot for f in scalars)]
-        scaled = self.emit(lambda *values: reduce(operator.mul, values), slots)
-        return Value(scaled, value.axes, value.sizes, value.origin)
-
-    def _contract(
-        self, node, operands, out, sizes, origin, extra_deltas=(), coefficient=Fraction(1)
-    ) -> Value:
-        """Contract operands, with δ indices merged first and any kept δ written at the end."""
-        deltas = list(extra_deltas)
-        find = delta_classes(deltas)
-        classes: dict[str, list[str]] = {}
-        for index in set(sizes) | {i for d in deltas for i in d.indices} | set(out):
-            classes.setdefault(find(index), []).append(index)
-        # Every member of a class must have one size.
-        class_size: dict[str, int] = {}
-        for root, members in classes.items():
-            known = [(sizes[m], origin[m]) for m in members if m in sizes]
-            if known:
-                size = known[0][0]
-                for other, where in known[1:]:
-                    if other != size:
-                        raise EvaluationError(
-                            f"a δ ties indices {', '.join(sorted(members))} together, but they "
-                            f"have sizes {size} ({known[0][1]}) and {other} ({where})"
-                        )
-            else:
-                # No operand fixes the class: the axis a δ runs over, or a kept index's
-                # size by name before a summed one's, whose name may be reused elsewhere.
-                kept = [m for m in members if m in out]
-                candidates = class_sources(kept, deltas, self.sources)
-                candidates += class_sources(members, deltas, self.sources)
-                size = self.size_of(min(kept or members), "in a δ", candidates)
-            class_size[root] = size
-        axes = tuple(sorted(out))
-        full_sizes = {i: class_size[find(i)] for i in axes}
-        full_origin = {i: origin.get(i, "a δ") for i in axes}
-        # Letters per class; operands use their class letters.
-        letters = dict(zip(sorted(classes), _LETTERS, strict=False))
-        if len(classes) > len(_LETTERS):
-            raise EvaluationError("a product uses more than 52 distinct indices")
-        operand_subscripts = [
-            "".join(letters[find(i)] for i in self.values[f].axes) for f in operands
-        ]
-        kept_roots = list(dict.fromkeys(find(i) for i in axes))
-        reduced_subscript = "".join(letters[r] for r in kept_roots)
-        # Classes no operand carries: summed ones multiply by their size, kept ones broadcast.
-        carried = {find(i) for f in operands for i in self.values[f].axes}
-        factor = _scalar(coefficient)
-        for root in classes:
-            if root not in carried and root not in kept_roots:
-                factor *= class_size[root]
-        shapes = [tuple(self.values[f].sizes[i] for i in self.values[f].axes) for f in operands]
-        self.note_contraction(operand_subscripts, kept_roots, letters, class_size, shapes)
-        self.note(_elements(full_sizes), 0)
-        contraction = self.backend.contraction(
-            operand_subscripts, "".join(letters[r] for r in kept_roots if r in carried), shapes
-        )
-        reduced_shape = tuple(class_size[r] for r in kept_roots)
-        carried_subscript = "".join(letters[r] for r in kept_roots if r in carried)
-        expand = self.backend.broadcaster(carried_subscript, reduced_subscript, reduced_shape)
-        full_subscript = "".join(letters[find(i)] for i in axes)
-        full_shape = tuple(full_sizes[i] for i in axes)
-        embed = self.backend.embedder(reduced_subscript, full_subscript, full_shape)
-
-        passthrough = contraction is identity and expand is identity and embed is identity
-        if expand is identity and embed is identity and factor == 1:
-            run = contraction
-        elif expand is identity and embed is identity and operands:
-            # Scale the smallest operand, not the result: fewer multiplications.
-            sizes_of = [int(np.prod(shape)) for shape in shapes]
-            run = _scaled(contraction, sizes_of.index(min(sizes_of)), len(operands), factor)
-        else:
-
-            def run(*arrays):
-                result = expand(contraction(*arrays))
-                if factor != 1:
-                    result = result * factor
-                return embed(result)
-
-        slots = [self.values[f].slot for f in operands]
-        fresh = not (passthrough and factor == 1 and not self.values[operands[0]].fresh)
-        return Value(self.emit(run, slots), axes, full_sizes, full_origin, fresh)
-
-
-def _elements(sizes) -> int:
-    """The number of elements of an array with these axis sizes (a mapping or sizes)."""
-    values = sizes.values() if isinstance(sizes, Mapping) else sizes
-    return int(np.prod(list(values), dtype=np.int64))
 
 
 def _given(arrays, kw_arrays) -> dict[str, object]:
@@ -598,37 +302,6 @@ def _aligner(axes: tuple[str, ...], target: tuple[str, ...]):
         return identity
     index = tuple(slice(None) if i in axes else np.newaxis for i in target)
     return lambda a: a[index]
-
-
-def _scalar(value: Fraction):
-    return int(value) if value.denominator == 1 else float(value)
-
-
-def _levi_civita(rank: int) -> Array:
-    array = np.zeros((rank,) * rank)
-    for permutation in itertools.permutations(range(rank)):
-        inversions = sum(
-            1 for a in range(rank) for b in range(a + 1, rank) if permutation[a] > permutation[b]
-        )
-        array[permutation] = -1 if inversions % 2 else 1
-    return array
-
-
-def postorder(*roots: Expr) -> list[Expr]:
-    """Distinct nodes, children before parents, without recursion."""
-    order, seen = [], set()
-    stack: list[tuple[Expr, bool]] = [(root, False) for root in reversed(roots)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(node.children) if c not in seen)
-    return order
 
 
 def _tensor_ranks(*roots: Expr) -> dict[str, int]:

@@ -113,6 +113,7 @@ class Algebra:
         out = terms[0][1].out
         if any(rest.out != out for _, rest in terms):
             return None
+        terms = self._with_aligned_dummies(terms)
         common = Counter(terms[0][1].factors)
         for _, rest in terms[1:]:
             common &= Counter(rest.factors)
@@ -131,6 +132,25 @@ class Algebra:
             return None  # factoring would save neither a contraction nor an outer product
         inner = self.add(self.scale(c, self.multiply(r, inner_out)) for c, r in remainders)
         return self.multiply([*common.elements(), inner], out)
+
+    @staticmethod
+    def _with_aligned_dummies(terms: list[tuple[Fraction, Product]]) -> list:
+        """The terms with summed indices renamed to match the first term's where that makes
+        a factor common that saves a whole contraction: X_kq in X_jq B_jp + B_pk X_kq
+        brings q, which B_jp + B_pj lacks, so one matrix product replaces two. A factor
+        whose indices the rest already has (x_j in A_kj x_j) would only trade a product
+        for a sum, and the terms keep their own names."""
+        reference = terms[0][1]
+        aligned = [terms[0], *((c, _aligned_dummies(reference, rest)) for c, rest in terms[1:])]
+        common = Counter(reference.factors)
+        for _, rest in aligned[1:]:
+            common &= Counter(rest.factors)
+        rest_indices = frozenset().union(
+            *(f.free for _, rest in aligned for f in rest.factors if f not in common)
+        )
+        if any(f.free - rest_indices for f in common if f not in terms[1][1].factors):
+            return aligned
+        return terms
 
     @staticmethod
     def _remainders(terms, common: Counter, out, summing: bool) -> tuple[list, set]:
@@ -485,25 +505,81 @@ class Algebra:
         return _contract_deltas(merged, out)
 
 
+def _aligned_dummies(reference: Product, term: Product) -> Product:
+    """`term` with summed indices renamed so that its tensors equal to `reference`'s up to
+    those names become the same factor: X_kq in B_pk X_kq matches X_jq in X_jq B_jp, so
+    the two terms share X_jq and it can come out."""
+    mapping: dict[str, str] = {}
+    for factor in term.factors:
+        if not isinstance(factor, Tensor) or factor in reference.factors:
+            continue
+        for candidate in reference.factors:
+            pairs = _dummy_pairs(factor, candidate, term.summed, reference.summed)
+            if pairs is None:
+                continue
+            merged = {**mapping, **pairs}
+            if all(mapping.get(a, b) == b for a, b in pairs.items()) and len(
+                set(merged.values())
+            ) == len(merged):
+                mapping = merged
+                break
+    mapping = {a: b for a, b in mapping.items() if a != b}
+    if not mapping:
+        return term
+    # Summed indices in the way of the new names move aside to fresh ones.
+    taken = term.all_indices | reference.all_indices
+    clashes = sorted((set(mapping.values()) & term.summed) - set(mapping))
+    mapping.update(zip(clashes, fresh_indices(len(clashes), taken), strict=True))
+    return Product((rename(f, mapping) for f in term.factors), term.out)
+
+
+def _dummy_pairs(factor: Tensor, candidate: Expr, summed, reference_summed) -> dict | None:
+    """The renaming of `factor`'s summed indices that makes it `candidate`, or None."""
+    if not (
+        isinstance(candidate, Tensor)
+        and candidate.name == factor.name
+        and len(candidate.indices) == len(factor.indices)
+    ):
+        return None
+    pairs: dict[str, str] = {}
+    for mine, theirs in zip(factor.indices, candidate.indices, strict=True):
+        if mine in summed and theirs in reference_summed:
+            if pairs.setdefault(mine, theirs) != theirs:
+                return None
+        elif mine != theirs or theirs in reference_summed:
+            return None
+    return pairs
+
+
 def _sum_to_distribute(factors: list[Expr], out: frozenset[str]) -> int | None:
     """The position of a sum factor whose δ would contract if the product were multiplied
     out over it: a δ in one of its terms, or a δ beside it, over an index the product sums
     and the sum carries. None if there is none."""
     summed = frozenset().union(*(f.free for f in factors)) - out
-    beside = [set(f.indices) for f in factors if isinstance(f, Delta)]
     for position, factor in enumerate(factors):
-        if not isinstance(factor, Sum):
+        if not isinstance(factor, Sum) or not factor.free & summed:
             continue
-        reach = factor.free & summed
-        if not reach:
-            continue
-        if any(indices & reach for indices in beside):
-            return position
+        others = factors[:position] + factors[position + 1 :]
         for term in factor.terms:
-            parts = term.factors if isinstance(term, Product) else (term,)
-            if any(isinstance(p, Delta) and set(p.indices) & reach for p in parts):
+            parts = list(term.factors) if isinstance(term, Product) else [term]
+            if any(_contracts(d, [*others, *parts], summed) for d in [*others, *parts]):
                 return position
     return None
+
+
+def _contracts(delta: Expr, factors: list[Expr], summed) -> bool:
+    """Whether `delta` (if it is a δ) can rename a summed index of its away in `factors`."""
+    if not isinstance(delta, Delta) or len(set(delta.indices)) < 2:
+        return False
+    for old in set(delta.indices) & summed:
+        new = next(i for i in delta.indices if i != old)
+        if all(
+            _replace_index(f, old, new) is not None
+            for f in factors
+            if f is not delta and old in f.free
+        ):
+            return True
+    return False
 
 
 def ones_factors(indices, *sources: Expr) -> list[Delta]:

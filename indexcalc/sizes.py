@@ -1,7 +1,7 @@
 """Where each index's size comes from: one inference for evaluation and code generation.
 
-An index is sized, in this order, by the `dims` a caller gives; by an axis of an input
-tensor it indexes; by the rank of an ε it indexes; by the tensor axis a δ over it records
+An index is sized, in this order, by an axis of an input tensor it indexes; by the rank of
+an ε it indexes; by the `dims` a caller gives; by the tensor axis a δ over it records
 (a derivative's δ_ia runs over W's axis, see `Delta.axis`); and, through a δ tying it to
 another index, by that index's size. The answer is a `Source`: a number, or an input
 tensor's axis, whose length evaluation reads from the array and generated code reads as
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
+from .errors import EvaluationError
 from .expr import Delta, Epsilon, Expr, Tensor, TensorAxis
 
 Source = int | TensorAxis
@@ -23,7 +24,7 @@ def index_sources(nodes: Iterable[Expr], dims: Mapping[str, int]) -> dict[str, S
     Names are global here, as in the notation's free indices; inside a product, where a δ
     merges indices, `class_source` is the more precise answer.
     """
-    sources: dict[str, Source] = dict(dims)
+    sources: dict[str, Source] = {}
     deltas = []
     for node in nodes:
         if isinstance(node, Tensor):
@@ -34,6 +35,8 @@ def index_sources(nodes: Iterable[Expr], dims: Mapping[str, int]) -> dict[str, S
                 sources.setdefault(index, len(node.indices))
         elif isinstance(node, Delta):
             deltas.append(node)
+    for index, size in dims.items():  # for what no array sizes
+        sources.setdefault(index, size)
     for delta in deltas:
         if delta.axis is not None:
             for index in delta.indices:
@@ -94,3 +97,70 @@ def unsized_where(sources: Sequence[Source], where: str) -> str:
         name, axis = axes[0]
         return f"{where}, over axis {axis} of '{name}', whose array was not given"
     return where
+
+
+def unified_shapes(
+    nodes: Iterable[Expr],
+    dims: Mapping[str, int],
+    default: int,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    option: str = "dims",
+) -> tuple[dict[str, int], dict[str, tuple[int, ...]]]:
+    """A size for every index letter and a shape for every tensor, with no arrays at hand
+    (random inputs for `check`, sizes to plan generated code with).
+
+    Letters on the same axis of a tensor, or tied by a δ, share one size: the one `shapes`
+    or `dims` gives any of them, the rank of an ε they index, or `default`. Two different
+    sizes for one class raise `EvaluationError`; `option` names how dims were given.
+    """
+    parent: dict = {}
+
+    def find(key):
+        while parent.setdefault(key, key) != key:
+            key = parent[key]
+        return key
+
+    def union(a, b) -> None:
+        parent[find(a)] = find(b)
+
+    ranks: dict[str, int] = {}
+    reasons: list[tuple[object, int, str]] = []  # (letter or axis, size, why)
+    for node in nodes:
+        if isinstance(node, Tensor):
+            ranks.setdefault(node.name, len(node.indices))
+            for axis, index in enumerate(node.indices):
+                union(("axis", node.name, axis), index)
+        elif isinstance(node, Delta):
+            for index in node.indices:
+                union(index, node.indices[0])
+        elif isinstance(node, Epsilon):
+            for index in node.indices:
+                find(index)
+                reasons.append((index, len(node.indices), f"ε has rank {len(node.indices)}"))
+    for name, shape in (shapes or {}).items():
+        for axis, size in enumerate(shape):
+            reasons.append((("axis", name, axis), int(size), f"{name} has shape {tuple(shape)}"))
+    reasons.extend((index, size, f"{option} {index}={size}") for index, size in dims.items())
+
+    fixed: dict = {}
+    for key, size, why in reasons:
+        if key not in parent:
+            continue
+        root = find(key)
+        if root in fixed and fixed[root][0] != size:
+            letters = sorted(k for k in parent if isinstance(k, str) and find(k) == root)
+            raise EvaluationError(
+                f"indices {', '.join(letters)} index the same axes, so they need one size, "
+                f"but {fixed[root][1]} and {why}"
+            )
+        fixed.setdefault(root, (size, why))
+
+    def size_of(key) -> int:
+        return fixed.get(find(key), (default,))[0]
+
+    sizes = {key: size_of(key) for key in parent if isinstance(key, str)}
+    shaped = {
+        name: tuple(size_of(("axis", name, axis)) for axis in range(rank))
+        for name, rank in ranks.items()
+    }
+    return sizes, shaped

@@ -146,8 +146,12 @@ def test_contraction_order_follows_the_planned_path():
 def test_a_surviving_delta_is_built_at_the_output():
     source = codegen(ic.diff("x_i ⊙ w_i", "x_k"))
     assert "np.zeros(" in source and "np.einsum(" in source
-    assert "np.eye(x.shape[0])" in codegen(ic.diff("x_i", "x_k"), dims={"i": 4, "k": 4})
-    assert "np.eye(4)" in codegen("delta_ik", dims={"i": 4, "k": 4})
+    sized_by_x = codegen(ic.diff("x_i", "x_k"), dims={"i": 4, "k": 4})
+    assert "np.zeros((x.shape[0], x.shape[0])" in sized_by_x
+    np.testing.assert_array_equal(_run(sized_by_x, "grad", {"x": np.ones(5)}), np.eye(5))
+    sized_by_dims = codegen("delta_ik", dims={"i": 4, "k": 4})
+    assert "(4, 4)" in sized_by_dims
+    np.testing.assert_array_equal(_run(sized_by_dims, "grad", {}), np.eye(4))
 
 
 def test_every_function_has_numpy_source():

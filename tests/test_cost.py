@@ -112,3 +112,45 @@ def test_loss_gradient_plan_makes_nothing_larger_than_the_loss_or_its_output(los
     forward = ic.compile(text).cost(arrays).largest_intermediate
     bound = max(output, forward, *(int(np.prod(s)) for s in shapes.values()))
     assert ic.compile(derivative).cost(arrays).largest_intermediate <= bound
+
+
+# -- δ contracts through sums instead of being built --------------------------------------
+
+RNG = np.random.default_rng(7)
+A3, B3 = RNG.normal(size=(3, 3)), RNG.normal(size=(3, 3))
+x3, y3, z3 = RNG.normal(size=3), RNG.normal(size=3), RNG.normal(size=3)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "no_delta_left"),
+    [
+        ("sum_i(δ_ki) x_k", x3.sum(), True),
+        ("sum_i(δ_ii)", 3, False),
+        ("(A_ik + B_ik) δ_ik", np.trace(A3) + np.trace(B3), True),
+        ("sum_i(x_i (δ_ik + y_i z_k))", x3 + (x3 @ y3) * z3, True),
+        ("(x_i y_k + δ_ik) δ_ik", x3 @ y3 + 3, False),
+        ("y_i (A_ik + δ_ik .* x_k)", y3 @ A3 + y3 * x3, True),
+    ],
+)
+def test_delta_contracts_inside_sums_held_sums_and_products_of_sums(text, expected, no_delta_left):
+    simplified = ic.simplify(text)
+    arrays = {"A": A3, "B": B3, "x": x3, "y": y3, "z": z3}
+    given = {n: a for n, a in arrays.items() if n in text}
+    value = ic.evaluate(simplified, given, dims={"i": 3})
+    np.testing.assert_allclose(value, expected)
+    if no_delta_left:
+        assert "δ" not in str(simplified), simplified
+
+
+def test_gradient_of_trace_xtbx_is_one_matrix_product():
+    gradient = ic.diff("X_ji B_jk X_ki", "X_pq")
+    assert str(gradient) == "X_kq (B_kp + B_pk)"
+    n = 50
+    arrays = {"B": RNG.normal(size=(n, n)), "X": RNG.normal(size=(n, n))}
+    assert ic.compile(gradient).cost(arrays).flops < 3 * n**3  # two products would be 4 n³
+    expected = (arrays["B"] + arrays["B"].T) @ arrays["X"]
+    np.testing.assert_allclose(ic.evaluate(gradient, arrays, out="pq"), expected)
+
+
+def test_a_factor_that_saves_no_product_stays_in_each_term():
+    assert str(ic.diff("x_i A_ij x_j", "x_k")) == "x_i A_ik + A_kj x_j"

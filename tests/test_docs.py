@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import indexcalc as ic
@@ -112,4 +113,9 @@ def test_readme_tour_runs_and_its_commented_results_hold(capsys) -> None:
     assert str(ic.diff(namespace["e"], "x_k")) == "x_i A_ik + A_kj x_j"
     assert ic.to_matrix(ic.diff(namespace["e"], "x_k")) == "(A + Aᵀ) x"
     assert namespace["hessian_value"].shape == (10, 10)
+    cost = namespace["hessian"].cost(X=namespace["X"], y=namespace["y"], w=namespace["w"])
+    assert cost.largest_intermediate == 2000  # X's 200 x 10, scaled once
+    W = namespace["W"]
+    jacobian = ic.evaluate(ic.diff("W_ij x_j", "W_ab"), W=W, x=np.ones(4))
+    assert jacobian.shape == (3, 4, 3)
     assert "def grad(A, x):" in capsys.readouterr().out
