@@ -216,6 +216,8 @@ class NumpyBackend:
         produced = [c for c in left if c not in shared] + [c for c in right if c not in shared]
         order = tuple(produced.index(c) for c in output)
         if len(left) <= 2 and len(right) <= 2 and len(shared) <= 1:
+            if not shared and output == right + left:  # the outer product the other way round
+                return lambda a, b: np.multiply.outer(b, a)
             if not shared:
                 return _then_permute(np.multiply.outer, order)
             (c,) = shared

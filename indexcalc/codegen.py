@@ -306,8 +306,11 @@ def step(operands: list[tuple[str, str]], output: str) -> tuple[str, str]:
     if not distinct or alone:
         return einsum(operands, output)
     if not shared - set(output):
-        # Nothing summed: broadcasting multiply over the union of axes.
+        # Nothing summed: broadcasting multiply over the union of axes, in the output's
+        # order where that is all of them (an outer product comes out contiguous).
         axes = ls + "".join(c for c in rs if c not in ls)
+        if len(output) == len(axes) and set(output) == set(axes):
+            axes = output
         left_code = align(Value(left, tuple(ls)), tuple(axes))
         right_code = align(Value(right, tuple(rs)), tuple(axes))
         return f"{left_code} * {right_code}", axes

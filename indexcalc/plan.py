@@ -547,8 +547,12 @@ def contraction_path(subscripts: list[str], output: str, shapes) -> tuple:
         first = members[0]
         for _ in members[1:]:
             a = live.index(first)
-            b = next(k for k in range(len(live)) if k != a and frozenset(live[k]) == set(first))
-            path.append(((a, b), first))
+            b = next(
+                k
+                for k in range(len(live))
+                if k != a and len(live[k]) == len(first) and set(live[k]) == set(first)
+            )
+            path.append((tuple(sorted((a, b))), first))
             shape = live_shapes[a]
             for p in sorted((a, b), reverse=True):
                 del live[p], live_shapes[p]

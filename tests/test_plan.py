@@ -89,3 +89,17 @@ def test_generated_function_runs_on_new_sizes_as_compile_does():
         arrays["V"] = rng.normal(size=(r, m))
         expected = ic.evaluate(gradient, arrays, out="pq")
         assert_same(run_generated(gradient, arrays, {}, "pq"), expected)
+
+
+def test_operands_over_one_index_class_group_only_with_their_like():
+    """Regression: "a" was grouped with a diagonal operand "aa" and the wrong one deleted."""
+    derivative = ic.diff("tan(tanh(δ_im / (u_m^2 + 1)))", "u_p")
+    u = np.array([0.31990733, 0.68848968, 0.13087497])
+    value = ic.evaluate(derivative, u=u, out="imp")
+    s = 1 + u**2
+    inner = 1 / s
+    expected = -2 * (1 + np.tan(np.tanh(inner)) ** 2) * (1 - np.tanh(inner) ** 2) * u / s**2
+    np.testing.assert_allclose(value[[0, 1, 2], [0, 1, 2], [0, 1, 2]], expected)
+    for plan_step in ic.compile(derivative, "imp").plan(u=u).steps:
+        if isinstance(plan_step.operation, Contract):
+            assert all(list(p) == sorted(p) for p, _ in plan_step.operation.path)
