@@ -147,6 +147,14 @@ class Expr:
         return frozenset(names)
 
     @cached_property
+    def bound_indices(self) -> frozenset[str]:
+        """Every index some product inside the expression sums over."""
+        names = set(self.summed) if isinstance(self, Product) else set()
+        for child in self.children:
+            names |= child.bound_indices
+        return frozenset(names)
+
+    @cached_property
     def tensor_names(self) -> frozenset[str]:
         """The names of the tensors the expression reads."""
         names = set()
@@ -490,7 +498,7 @@ def _rename(node: Expr, mapping: dict[str, str]) -> Expr:
 def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
     """`node` with every summed index called one of `names` renamed to a fresh letter, so
     those names can be used freely beside it (derivative indices, say)."""
-    if not (node.all_indices - node.free) & names:
+    if not node.bound_indices & names:
         return node
     if isinstance(node, Product):
         clashes = sorted(node.summed & names)
@@ -510,6 +518,23 @@ def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
     if isinstance(node, Derivative):
         return Derivative(rename_bound(node.expr, names | set(node.wrt.indices)), node.wrt)
     return node
+
+
+def postorder(*roots: Expr) -> list[Expr]:
+    """Distinct nodes, children before parents, without recursion."""
+    order, seen = [], set()
+    stack: list[tuple[Expr, bool]] = [(root, False) for root in reversed(roots)]
+    while stack:
+        node, expanded = stack.pop()
+        if expanded:
+            order.append(node)
+            continue
+        if node in seen:
+            continue
+        seen.add(node)
+        stack.append((node, True))
+        stack.extend((c, False) for c in reversed(node.children) if c not in seen)
+    return order
 
 
 def node_count(node: Expr) -> int:

@@ -37,6 +37,7 @@ from .expr import (
     Tensor,
     TensorAxis,
     delta_classes,
+    postorder,
 )
 from .simplify import Algebra
 from .sizes import Source, class_sources, index_sources, size_from, unsized_where
@@ -253,7 +254,7 @@ class Planner:
         self.values: dict[Expr, Value] = {}
         self.arguments: dict[str, int] = {}
         self.dims = dict(dims)
-        self.sources = index_sources(postorder(*self.roots), dims)
+        self.sources = index_sources(self.roots, dims)
         self.largest = 0
         self.flops = 0
 
@@ -587,23 +588,6 @@ def levi_civita(rank: int) -> np.ndarray:
         )
         array[permutation] = -1 if inversions % 2 else 1
     return array
-
-
-def postorder(*roots: Expr) -> list[Expr]:
-    """Distinct nodes, children before parents, without recursion."""
-    order, seen = [], set()
-    stack: list[tuple[Expr, bool]] = [(root, False) for root in reversed(roots)]
-    while stack:
-        node, expanded = stack.pop()
-        if expanded:
-            order.append(node)
-            continue
-        if node in seen:
-            continue
-        seen.add(node)
-        stack.append((node, True))
-        stack.extend((c, False) for c in reversed(node.children) if c not in seen)
-    return order
 
 
 def _spec(indices: Sequence[str], target: Sequence[str]) -> str:

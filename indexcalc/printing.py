@@ -25,6 +25,7 @@ from .expr import (
     Tensor,
     deep_recursion,
     fresh_index,
+    rename_bound,
 )
 from .functions import FUNCTIONS
 
@@ -52,6 +53,10 @@ class TextPrinter:
         # Names the printer introduces are new to the whole expression: text is read back
         # with sizes inferred by name, so a reused letter could take another index's size.
         self._taken = set(node.all_indices)
+        # An inner sum must not reuse the name of a free index no tensor carries (only a δ):
+        # text is read back with sizes inferred by name, and Σ_i(T_mii) beside δ_ip would
+        # lend that i the size of T's axis.
+        node = rename_bound(node, frozenset(i for i in node.free if not _carried(node, i)))
         return self.show(node, frozenset())[0]
 
     def fresh(self, avoid=()) -> str:
@@ -441,6 +446,20 @@ def decimal_text(value: Fraction) -> str | None:
         context.prec = 40
         text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
     return text if len(text) <= 12 else None
+
+
+def _carried(node: Expr, index: str) -> bool:
+    """Whether a tensor in `node` holds `index` where no product inside sums it."""
+    stack, seen = [node], set()
+    while stack:
+        current = stack.pop()
+        if current in seen or index not in current.free:
+            continue
+        seen.add(current)
+        if isinstance(current, Tensor):
+            return True
+        stack.extend(current.children)
+    return False
 
 
 def _has_top_level_slash(text: str) -> bool:

@@ -13,19 +13,33 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 
 from .errors import EvaluationError
-from .expr import Delta, Epsilon, Expr, Tensor, TensorAxis
+from .expr import Delta, Epsilon, Expr, Tensor, TensorAxis, postorder
 
 Source = int | TensorAxis
 
 
-def index_sources(nodes: Iterable[Expr], dims: Mapping[str, int]) -> dict[str, Source]:
-    """A size source for every index name in `nodes` that anything sizes.
+def index_sources(roots: Sequence[Expr], dims: Mapping[str, int]) -> dict[str, Source]:
+    """A size source for every index name in `roots` that anything sizes.
 
-    Names are global here, as in the notation's free indices; inside a product, where a δ
-    merges indices, `class_source` is the more precise answer.
+    A free index of a root is sized where it stays free: a tensor, ε or δ that holds it
+    with no product between summing it (Σ_i(T_mii) beside δ_ip does not size the free i).
+    Other names are global here; inside a product, where a δ merges indices,
+    `class_sources` is the more precise answer.
     """
     sources: dict[str, Source] = {}
-    deltas = []
+    for root in roots:
+        for index in sorted(root.free):
+            found = _scoped_source(root, index)
+            if found is not None:
+                sources.setdefault(index, found)
+    for index, size in dims.items():  # for what no array sizes
+        sources.setdefault(index, size)
+    nodes = postorder(*roots)
+    deltas = [node for node in nodes if isinstance(node, Delta)]
+    for delta in deltas:
+        if delta.axis is not None:
+            for index in delta.indices:
+                sources.setdefault(index, delta.axis)
     for node in nodes:
         if isinstance(node, Tensor):
             for axis, index in enumerate(node.indices):
@@ -33,14 +47,6 @@ def index_sources(nodes: Iterable[Expr], dims: Mapping[str, int]) -> dict[str, S
         elif isinstance(node, Epsilon):
             for index in node.indices:
                 sources.setdefault(index, len(node.indices))
-        elif isinstance(node, Delta):
-            deltas.append(node)
-    for index, size in dims.items():  # for what no array sizes
-        sources.setdefault(index, size)
-    for delta in deltas:
-        if delta.axis is not None:
-            for index in delta.indices:
-                sources.setdefault(index, delta.axis)
     changed = True
     while changed:  # a δ ties its indices to one size
         changed = False
@@ -51,6 +57,23 @@ def index_sources(nodes: Iterable[Expr], dims: Mapping[str, int]) -> dict[str, S
                     sources[index] = known
                     changed = True
     return sources
+
+
+def _scoped_source(root: Expr, index: str) -> Source | None:
+    """The axis of a tensor (or an ε's rank) holding `index` where no product between it
+    and `root` sums the index."""
+    stack, seen = [root], set()
+    while stack:
+        node = stack.pop()
+        if node in seen or index not in node.free:
+            continue
+        seen.add(node)
+        if isinstance(node, Tensor):
+            return (node.name, node.indices.index(index))
+        if isinstance(node, Epsilon):
+            return len(node.indices)
+        stack.extend(reversed(node.children))
+    return None
 
 
 def class_sources(

@@ -189,6 +189,8 @@ class Reader:
         if token.endswith("("):
             argument = self.expression()
             self.take(")")
+            if isinstance(argument, Sized):  # tr(I): alone, I takes the reader's size
+                argument = argument.fit(self.size, self.size)
             return FUNCTIONS[token[:-1]](argument)
         return self.arrays[token]
 
