@@ -60,8 +60,18 @@ class Program:
             for slot, step in enumerate(plan.steps)
             if isinstance(step.operation, Argument)
         ]
+        # Each intermediate is let go after its last use, so peak memory is what is live.
+        last_use: dict[int, int] = {}
+        for slot, step in enumerate(plan.steps):
+            for k in step.inputs:
+                last_use[k] = slot
+        kept = set(plan.results)
+        done_after: dict[int, list[int]] = {}
+        for k, slot in last_use.items():
+            if k not in kept:
+                done_after.setdefault(slot, []).append(k)
         self.program = [
-            (slot, call(step, plan, backend, like), step.inputs)
+            (slot, call(step, plan, backend, like), step.inputs, tuple(done_after.get(slot, ())))
             for slot, step in enumerate(plan.steps)
             if not isinstance(step.operation, Argument)
         ]
@@ -76,13 +86,15 @@ class Program:
         values: list = [None] * self.size
         for slot, position in self.inputs:
             values[slot] = arrays[position]
-        for slot, run, inputs in self.program:
+        for slot, run, inputs, done in self.program:
             if len(inputs) == 1:
                 values[slot] = run(values[inputs[0]])
             elif len(inputs) == 2:
                 values[slot] = run(values[inputs[0]], values[inputs[1]])
             else:
                 values[slot] = run(*[values[k] for k in inputs])
+            for k in done:
+                values[k] = None
         if isinstance(self.results, tuple):
             results = [values[slot] for slot in self.results]
             for k in self.scalars:
