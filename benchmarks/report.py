@@ -174,6 +174,22 @@ SHORTFALLS = {
         "within the run-to-run noise of this shared machine. `ic.codegen` emits the same "
         "plan as straight-line NumPy for code where that cost matters."
     ),
+    "softmax cross-entropy, log of the quotient": (
+        "**Softmax cross-entropy written as the log of a quotient.** The derivative keeps "
+        "the quotient's shape, (t ⊙ e / (e / Z)) / Z and Σ_i t_i (e_i / Z)⁻¹ e_i, where the "
+        "closed form has cancelled e against e / Z: a handful of extra vector steps per "
+        "call, each a few microseconds. The plan's memory and its one n×n step already "
+        "match NumPy's; simplifying log(a / b) and those cancellations is textbook "
+        "simplification work (issue 14), not planning."
+    ),
+    "d tr((I−A)²)/dA": (
+        "**d tr((I−A)²)/dA = −2 (δ_qp − A_qp).** The plan builds the identity as a zero "
+        "matrix with ones written on its diagonal, subtracts the transposed A into a new "
+        "array and scales that: three n×n passes and two n×n arrays live at once, where "
+        "NumPy's −2 (I − A)ᵀ returns its last product transposed, as a view. Adding a δ "
+        "term onto the diagonal in place would close it; the evaluator does not do that "
+        "yet."
+    ),
     "call overhead": (
         "**Call overhead at n = 3.** A compiled call checks its arrays' shapes and runs "
         "its planned steps; for a product of several tiny arrays that is a few Python "
