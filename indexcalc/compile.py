@@ -71,7 +71,7 @@ class Program:
             if k not in kept:
                 done_after.setdefault(slot, []).append(k)
         self.program = [
-            (slot, call(step, plan, backend, like), step.inputs, tuple(done_after.get(slot, ())))
+            (slot, call(step, backend, like), step.inputs, tuple(done_after.get(slot, ())))
             for slot, step in enumerate(plan.steps)
             if not isinstance(step.operation, Argument)
         ]
@@ -105,7 +105,7 @@ class Program:
         return values[self.results]
 
 
-def call(step: Step, plan: Plan, backend: NumpyBackend, like: list) -> Callable:
+def call(step: Step, backend: NumpyBackend, like: list) -> Callable:
     """The call that computes one step of the plan with this backend."""
     operation = step.operation
     if isinstance(operation, Constant):

@@ -28,6 +28,7 @@ from .expr import (
     rename_bound,
 )
 from .functions import FUNCTIONS
+from .sizes import scoped_source
 
 # Precedence, loosest first.
 SUM, HADAMARD, NEGATION, PRODUCT, POWER, ATOM = range(6)
@@ -56,7 +57,7 @@ class TextPrinter:
         # An inner sum must not reuse the name of a free index no tensor carries (only a δ):
         # text is read back with sizes inferred by name, and Σ_i(T_mii) beside δ_ip would
         # lend that i the size of T's axis.
-        node = rename_bound(node, frozenset(i for i in node.free if not _carried(node, i)))
+        node = rename_bound(node, frozenset(i for i in node.free if scoped_source(node, i) is None))
         return self.show(node, frozenset())[0]
 
     def fresh(self, avoid=()) -> str:
@@ -446,20 +447,6 @@ def decimal_text(value: Fraction) -> str | None:
         context.prec = 40
         text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
     return text if len(text) <= 12 else None
-
-
-def _carried(node: Expr, index: str) -> bool:
-    """Whether a tensor in `node` holds `index` where no product inside sums it."""
-    stack, seen = [node], set()
-    while stack:
-        current = stack.pop()
-        if current in seen or index not in current.free:
-            continue
-        seen.add(current)
-        if isinstance(current, Tensor):
-            return True
-        stack.extend(current.children)
-    return False
 
 
 def _has_top_level_slash(text: str) -> bool:

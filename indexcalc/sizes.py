@@ -29,7 +29,7 @@ def index_sources(roots: Sequence[Expr], dims: Mapping[str, int]) -> dict[str, S
     sources: dict[str, Source] = {}
     for root in roots:
         for index in sorted(root.free):
-            found = _scoped_source(root, index)
+            found = scoped_source(root, index)
             if found is not None:
                 sources.setdefault(index, found)
     for index, size in dims.items():  # for what no array sizes
@@ -59,7 +59,7 @@ def index_sources(roots: Sequence[Expr], dims: Mapping[str, int]) -> dict[str, S
     return sources
 
 
-def _scoped_source(root: Expr, index: str) -> Source | None:
+def scoped_source(root: Expr, index: str) -> Source | None:
     """The axis of a tensor (or an ε's rank) holding `index` where no product between it
     and `root` sums the index."""
     stack, seen = [root], set()
