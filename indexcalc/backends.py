@@ -185,6 +185,16 @@ class NumpyBackend:
 
         return contract
 
+    def add_to_diagonal(self, align: Callable, value: float) -> Callable:
+        """A new matrix: the input plus `value` on its diagonal."""
+
+        def add(a):
+            result = np.array(align(a), dtype=np.result_type(a, 1.0))
+            np.einsum("ii->i", result)[...] += value
+            return result
+
+        return add
+
     def reindex(self, spec: str, final: bool = False) -> Callable:
         """One operand's axes rearranged: a permutation (a view, or a contiguous copy when
         `final`), or a diagonal."""
@@ -344,6 +354,17 @@ class ArrayApiBackend(NumpyBackend):
 
     def broadcast_to(self, a, shape):
         return self.xp.broadcast_to(a, shape)
+
+    def add_to_diagonal(self, align: Callable, value: float) -> Callable:
+        """The matrix plus `value` times the identity (these libraries may not write in
+        place)."""
+        xp = self.xp
+
+        def add(a):
+            a = align(a)
+            return a + value * xp.eye(a.shape[0], dtype=a.dtype, device=self.device)
+
+        return add
 
     def embedder(self, reduced: str, full: str, shape: tuple[int, ...]) -> Callable:
         """Multiply by identity masks to place the result on the output's diagonal."""

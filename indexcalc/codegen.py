@@ -31,6 +31,7 @@ from .expr import Derivative, Expr, Tensor, deep_recursion
 from .functions import FUNCTIONS
 from .plan import (
     Add,
+    AddToDiagonal,
     Apply,
     Argument,
     Broadcast,
@@ -204,6 +205,12 @@ class Generator:
             else:
                 code += f" + {text}"
         return self.assign(code)
+
+    def _print_AddToDiagonal(self, operation: AddToDiagonal, code: str) -> str:
+        aligned = align(Value(code, operation.align[0]), operation.align[1])
+        name = self.assign(f"np.array({aligned}, dtype=np.result_type({code}, 1.0))")
+        self.lines.append(f'np.einsum("ii->i", {name})[...] += {number(operation.value)}')
+        return name
 
     def _print_Multiply(self, operation: Multiply, *values: str) -> str:
         return self.assign(" * ".join(_operand(v) for v in values))

@@ -20,6 +20,7 @@ from .errors import EvaluationError, IndexCalcError
 from .expr import Derivative, Expr, Number, Tensor, deep_recursion
 from .plan import (
     Add,
+    AddToDiagonal,
     Apply,
     Argument,
     Broadcast,
@@ -132,6 +133,8 @@ def call(step: Step, backend: NumpyBackend, like: list) -> Callable:
         return lambda *terms: reduce(
             operator.add, (a(t) for a, t in zip(aligners, terms, strict=True))
         )
+    if isinstance(operation, AddToDiagonal):
+        return backend.add_to_diagonal(_aligner(*operation.align), operation.value)
     if isinstance(operation, Multiply):
         return lambda *values: reduce(operator.mul, values)
     if isinstance(operation, Contract):

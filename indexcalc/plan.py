@@ -115,6 +115,15 @@ class Add:
 
 
 @dataclass(frozen=True)
+class AddToDiagonal:
+    """A new matrix: the input, aligned, with `value` added on its diagonal (a c δ_ij term
+    of a sum, never built as a matrix)."""
+
+    align: Align
+    value: float
+
+
+@dataclass(frozen=True)
 class Multiply:
     """The product of an array and scalars (factors over no index)."""
 
@@ -173,6 +182,7 @@ Operation = (
     | Apply
     | Raise
     | Add
+    | AddToDiagonal
     | Multiply
     | Contract
     | Broadcast
@@ -264,11 +274,24 @@ class Planner:
         alone = set(self.roots) | {
             c for n in nodes if not isinstance(n, Product) for c in n.children
         }
+        # A scaled identity that is only ever a term of a sum is added onto the diagonal of
+        # the other terms' sum, never built (see _plan_Sum).
+        users: dict[Expr, list[Expr]] = {}
+        for parent in nodes:
+            for child in parent.children:
+                users.setdefault(child, []).append(parent)
+        self.diagonal_terms = {
+            node
+            for node in nodes
+            if _identity_scale(node) is not None
+            and node not in self.roots
+            and all(_carries_a_matrix(u) for u in users.get(node, []))
+        }
         canonical = Algebra.shared().canonical
         seen: dict[bytes, tuple[Value, tuple[str, ...]]] = {}
         has_delta: dict[Expr, bool] = {}
         for node in nodes:
-            if isinstance(node, Delta) and node not in alone:
+            if node in self.diagonal_terms or (isinstance(node, Delta) and node not in alone):
                 has_delta[node] = True
                 continue
             if isinstance(node, Derivative):
@@ -431,12 +454,22 @@ class Planner:
         return Value(self.emit(raised, [base.slot, exponent.slot]), axes, sizes, origin)
 
     def _plan_Sum(self, node: Sum) -> Value:
-        parts = [self.values[t] for t in node.terms]
+        diagonal = [t for t in node.terms if t in self.diagonal_terms]
+        terms = [t for t in node.terms if t not in self.diagonal_terms]
+        parts = [self.values[t] for t in terms]
         sizes, origin = self.merge_sizes(parts)
         axes = tuple(sorted(sizes))
         self.note(_elements(sizes), _elements(sizes) * (len(parts) - 1))
-        added = Add(tuple((p.axes, axes) for p in parts))
-        return Value(self.emit(added, [p.slot for p in parts]), axes, sizes, origin)
+        if len(parts) == 1 and diagonal:
+            slot, from_axes = parts[0].slot, parts[0].axes
+        else:
+            added = Add(tuple((p.axes, axes) for p in parts))
+            slot, from_axes = self.emit(added, [p.slot for p in parts]), axes
+        for term in diagonal:
+            value = float(_identity_scale(term))
+            slot = self.emit(AddToDiagonal((from_axes, axes), value), [slot])
+            from_axes = axes
+        return Value(slot, axes, sizes, origin)
 
     def _plan_Product(self, node: Product) -> Value:
         operands = [f for f in node.factors if not isinstance(f, (Number, Delta))]
@@ -588,6 +621,36 @@ def levi_civita(rank: int) -> np.ndarray:
         )
         array[permutation] = -1 if inversions % 2 else 1
     return array
+
+
+def _carries_a_matrix(node: Expr) -> bool:
+    """Whether `node` is a sum with a term over all its indices that is no scaled identity:
+    the matrix a δ term can be added onto."""
+    return isinstance(node, Sum) and any(
+        t.free == node.free and _identity_scale(t) is None for t in node.terms
+    )
+
+
+def _identity_scale(node: Expr) -> Fraction | None:
+    """c for a node that is c δ_ij (a scaled identity over two axes), else None."""
+    deltas = [node] if isinstance(node, Delta) else []
+    scale = Fraction(1)
+    pending = list(node.factors) if isinstance(node, Product) else []
+    while pending:  # nested products of numbers and one δ: -(2 δ_ji)
+        factor = pending.pop()
+        if isinstance(factor, Delta):
+            deltas.append(factor)
+        elif isinstance(factor, Number):
+            scale *= factor.value
+        elif isinstance(factor, Product) and factor.free == node.free:
+            pending.extend(factor.factors)
+        else:
+            return None
+    if len(deltas) != 1 or len(set(deltas[0].indices)) != 2 or len(deltas[0].indices) != 2:
+        return None
+    if set(deltas[0].indices) != node.free:
+        return None
+    return scale
 
 
 def _spec(indices: Sequence[str], target: Sequence[str]) -> str:

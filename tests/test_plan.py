@@ -8,6 +8,7 @@ different sizes for the generated one.
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 from strategies import dims_with, parsed, programs, variables
@@ -103,3 +104,28 @@ def test_operands_over_one_index_class_group_only_with_their_like():
     for plan_step in ic.compile(derivative, "imp").plan(u=u).steps:
         if isinstance(plan_step.operation, Contract):
             assert all(list(p) == sorted(p) for p, _ in plan_step.operation.path)
+
+
+def test_identity_term_of_a_sum_is_added_onto_the_diagonal_never_built():
+    derivative = ic.diff("(δ_ij - A_ij)(δ_ji - A_ji)", "A_pq")  # -2 (δ_qp - A_qp)
+    A = np.random.default_rng(3).normal(size=(5, 5))
+    plan = ic.compile(derivative, "pq").plan(A=A)
+    kinds = {type(s.operation).__name__ for s in plan.steps}
+    assert "AddToDiagonal" in kinds and "Embed" not in kinds
+    expected = -2 * (np.eye(5) - A).T
+    np.testing.assert_allclose(ic.evaluate(derivative, A=A, out="pq"), expected)
+    np.testing.assert_allclose(run_generated(derivative, {"A": A}, {}, "pq"), expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_identity_term_keeps_the_dtype_and_never_writes_into_an_input(dtype):
+    A = np.arange(9, dtype=dtype).reshape(3, 3)
+    before = A.copy()
+    for text, expected in [("δ_ij + A_ij", A + np.eye(3)), ("A_ij - 2 δ_ji", A - 2 * np.eye(3))]:
+        result = ic.evaluate(text, A=A, out="ij")
+        assert result.dtype == dtype
+        np.testing.assert_allclose(result, expected)
+        generated = run_generated(ic.parse(text), {"A": A}, {}, "ij")
+        assert generated.dtype == dtype
+        np.testing.assert_allclose(generated, expected)
+    np.testing.assert_array_equal(A, before)
