@@ -214,6 +214,14 @@ class NumpyBackend:
         if distinct and set(left) == set(right) == set(output):  # elementwise
             return _then_permute(_elementwise(left, right), tuple(left.index(c) for c in output))
         shared = set(left) & set(right)
+        if (
+            shared
+            and len(set(left)) == len(left)
+            and len(set(right)) == len(right)
+            and set(left) | set(right) == set(output)
+        ):  # nothing summed: a broadcasting multiply, σ'(u)_i ⊙ W_ik
+            first, second = _broadcast(left, output), _broadcast(right, output)
+            return lambda a, b: first(a) * second(b)
         simple = (
             len(set(left)) == len(left)
             and len(set(right)) == len(right)
@@ -410,6 +418,15 @@ def _elementwise(left: str, right: str):
         return np.multiply
     order = tuple(right.index(c) for c in left)
     return lambda a, b: a * np.transpose(b, order)
+
+
+def _broadcast(subscripts: str, output: str) -> Callable:
+    """An operand over `subscripts` transposed and expanded to broadcast against `output`."""
+    order = tuple(sorted(range(len(subscripts)), key=lambda k: output.index(subscripts[k])))
+    index = tuple(slice(None) if c in subscripts else None for c in output)
+    if order == tuple(range(len(order))):
+        return lambda a: a[index]
+    return lambda a: a.transpose(order)[index]
 
 
 def _then_permute(function, order: tuple[int, ...]):
