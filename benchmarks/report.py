@@ -182,14 +182,6 @@ SHORTFALLS = {
         "match NumPy's; simplifying log(a / b) and those cancellations is textbook "
         "simplification work (issue 14), not planning."
     ),
-    "d tr((I−A)²)/dA": (
-        "**d tr((I−A)²)/dA = −2 (δ_qp − A_qp).** The plan builds the identity as a zero "
-        "matrix with ones written on its diagonal, subtracts the transposed A into a new "
-        "array and scales that: three n×n passes and two n×n arrays live at once, where "
-        "NumPy's −2 (I − A)ᵀ returns its last product transposed, as a view. Adding a δ "
-        "term onto the diagonal in place would close it; the evaluator does not do that "
-        "yet."
-    ),
     "call overhead": (
         "**Call overhead at n = 3.** A compiled call checks its arrays' shapes and runs "
         "its planned steps; for a product of several tiny arrays that is a few Python "
