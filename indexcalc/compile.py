@@ -138,7 +138,7 @@ def call(step: Step, backend: NumpyBackend, like: list) -> Callable:
     if isinstance(operation, Multiply):
         return lambda *values: reduce(operator.mul, values)
     if isinstance(operation, Contract):
-        return _contraction(operation, backend)
+        return _contraction(operation, backend, like)
     if isinstance(operation, Broadcast):
         shape = tuple(d.value for d in operation.shape)
         return backend.broadcaster(operation.carried, operation.full, shape)
@@ -152,8 +152,11 @@ def call(step: Step, backend: NumpyBackend, like: list) -> Callable:
     raise IndexCalcError(f"evaluation has no rule for the plan step {operation!r}")
 
 
-def _contraction(operation: Contract, backend: NumpyBackend) -> Callable:
-    contraction = backend.contraction(operation.subscripts, operation.path)
+def _contraction(operation: Contract, backend: NumpyBackend, like: list) -> Callable:
+    if operation.subscripts:
+        contraction = backend.contraction(operation.subscripts, operation.path)
+    else:  # a product of δs and numbers: ones in the arrays' dtype, not float64's
+        contraction = backend.constant(np.ones(()), like)
     factor = operation.coefficient
     for dim in operation.dims:
         factor *= dim.value
@@ -219,6 +222,13 @@ class Compiled:
         """The shapes of the optional arrays that only size δs (W for ∂(W x)/∂W), as given."""
         return tuple(getattr(given.get(name), "shape", None) for name in self.size_inputs)
 
+    def _size_key(self, given: Mapping[str, object]) -> tuple:
+        """What of those arrays a plan depends on: their shapes and dtypes."""
+        return tuple(
+            (getattr(given.get(name), "shape", None), getattr(given.get(name), "dtype", None))
+            for name in self.size_inputs
+        )
+
     def __call__(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Array:
         given = _given(arrays, kw_arrays)
         try:
@@ -229,7 +239,7 @@ class Compiled:
             # Fast path: NumPy arrays whose shapes and dtypes were planned before.
             key = tuple([(a.shape, a.dtype) if type(a) is np.ndarray else None for a in values])
             if self.size_inputs:
-                key += self._size_shapes(given)
+                key += self._size_key(given)
             plan = self._plans.get(key)
             if plan is not None:
                 return plan.run(values)
@@ -266,7 +276,7 @@ class Compiled:
         key = backend.key(prepared)
         size_shapes = self._size_shapes(given)
         if self.size_inputs:
-            key = (*key, *size_shapes)
+            key = (*key, *self._size_key(given))
         program = self._plans.get(key)
         if program is None:
             shapes = {name: tuple(a.shape) for name, a in zip(self._names, prepared, strict=True)}
@@ -274,7 +284,9 @@ class Compiled:
                 if shape is not None:
                     shapes[name] = tuple(shape)
             plan = make_plan(self.roots, self.outs, shapes, self.dims)
-            program = Program(plan, backend, self._names, prepared, self.several)
+            # Constants take the dtype of the arrays, including those that only size a δ.
+            sized = [given[n] for n in self.size_inputs if hasattr(given.get(n), "dtype")]
+            program = Program(plan, backend, self._names, [*prepared, *sized], self.several)
             self._plans[key] = program
             self.plan_count += 1
         return program, prepared

@@ -157,3 +157,13 @@ def test_unused_size_array_is_not_required_when_dims_or_other_arrays_size_everyt
     assert ic.compile(gradient).size_inputs == ()
     jacobian = ic.diff("W_ij x_j", "W_pq")
     assert ic.compile(jacobian).size_inputs == ("W",)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_derivative_that_reads_no_array_takes_the_variables_dtype(dtype):
+    jacobian = ic.compile(ic.diff("x_i", "x_k"))  # δ_ik over x's axis
+    result = jacobian(x=np.ones(3, dtype=dtype))
+    assert result.dtype == dtype
+    np.testing.assert_array_equal(result, np.eye(3))
+    other = np.float64 if dtype == np.float32 else np.float32
+    assert jacobian(x=np.ones(3, dtype=other)).dtype == other  # planned again, not reused
