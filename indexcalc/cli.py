@@ -28,8 +28,7 @@ import numpy as np
 import indexcalc as ic
 
 from .diff import parse_variable
-from .expr import Derivative, Expr, Tensor, deep_recursion
-from .plan import postorder
+from .expr import Derivative, Expr, Tensor, deep_recursion, postorder
 from .printing import PRINTERS
 from .sizes import unified_shapes
 

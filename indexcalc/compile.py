@@ -218,12 +218,9 @@ class Compiled:
         """The names of the arrays the expression needs, sorted."""
         return self._names
 
-    def _size_shapes(self, given: Mapping[str, object]) -> tuple:
-        """The shapes of the optional arrays that only size δs (W for ∂(W x)/∂W), as given."""
-        return tuple(getattr(given.get(name), "shape", None) for name in self.size_inputs)
-
     def _size_key(self, given: Mapping[str, object]) -> tuple:
-        """What of those arrays a plan depends on: their shapes and dtypes."""
+        """What a plan depends on of the optional arrays that only size δs (W for
+        ∂(W x)/∂W): their shapes and dtypes, as given."""
         return tuple(
             (getattr(given.get(name), "shape", None), getattr(given.get(name), "dtype", None))
             for name in self.size_inputs
@@ -274,13 +271,13 @@ class Compiled:
         prepared = [backend.prepare(name, given[name], self.ranks[name]) for name in self._names]
         prepared = backend.unify(prepared)
         key = backend.key(prepared)
-        size_shapes = self._size_shapes(given)
+        size_key = self._size_key(given)
         if self.size_inputs:
-            key = (*key, *self._size_key(given))
+            key = (*key, *size_key)
         program = self._plans.get(key)
         if program is None:
             shapes = {name: tuple(a.shape) for name, a in zip(self._names, prepared, strict=True)}
-            for name, shape in zip(self.size_inputs, size_shapes, strict=True):
+            for name, (shape, _) in zip(self.size_inputs, size_key, strict=True):
                 if shape is not None:
                     shapes[name] = tuple(shape)
             plan = make_plan(self.roots, self.outs, shapes, self.dims)
