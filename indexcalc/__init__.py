@@ -4,6 +4,7 @@ Parse index notation, differentiate it symbolically, simplify it, and evaluate i
 NumPy arrays.
 """
 
+from .algebra import clear_caches
 from .codegen import CodegenError, codegen, codegen_value_and_grad
 from .compile import Compiled, compile, evaluate
 from .diff import diff
@@ -19,10 +20,21 @@ from .errors import (
     TooDeepError,
     UnsizedIndexError,
 )
-from .expr import Expr
+from .expr import Expr, bind_operations
 from .matrix import MatrixFormError, to_matrix
+from .printing import to_ascii, to_latex, to_text
 from .simplify import simplify
 from .syntax import parse
+
+bind_operations(
+    text=to_text,
+    latex=to_latex,
+    ascii=to_ascii,
+    diff=diff,
+    simplify=simplify,
+    evaluate=evaluate,
+    to_matrix=to_matrix,
+)
 
 __all__ = [
     "CodegenError",
@@ -39,6 +51,7 @@ __all__ = [
     "SymmetryError",
     "TooDeepError",
     "UnsizedIndexError",
+    "clear_caches",
     "codegen",
     "codegen_value_and_grad",
     "compile",

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .compile import check_dims, output_indices
+from .diff import diff
 from .errors import EvaluationError, IndexCalcError, UnsizedIndexError
 from .expr import Derivative, Expr, Tensor, deep_recursion
 from .functions import FUNCTIONS
@@ -50,7 +50,9 @@ from .plan import (
     postorder,
 )
 from .printing import to_ascii
-from .sizes import size_inputs, unified_shapes
+from .simplify import simplify
+from .sizes import check_dims, output_indices, size_inputs, unified_shapes
+from .syntax import parse
 
 DEFAULT_SIZE = 100  # the size of an index for path planning when nothing gives one
 LINE_LENGTH = 88  # ruff's default, so the source is clean under a default configuration
@@ -564,9 +566,6 @@ def _check_shapes(shapes) -> dict[str, tuple[int, ...]]:
 
 
 def _prepared(expr_or_text, var: str) -> Expr:
-    from .simplify import simplify
-    from .syntax import parse
-
     node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
     if not isinstance(node, Expr):
         raise CodegenError(f"expected an expression or notation, got {type(node).__name__}")
@@ -632,9 +631,6 @@ def codegen_value_and_grad(
     logistic loss and its gradient, are computed once. Both results have their axes in
     sorted index order; other parameters are those of `codegen`.
     """
-    from .diff import diff
-    from .simplify import simplify
-
     expr = simplify(_prepared(expr_or_text, var), symmetric=symmetric)
     gradient = diff(expr, wrt, symmetric=symmetric)
     outputs = [("value", expr, expr.free_indices), ("derivative", gradient, gradient.free_indices)]

@@ -17,7 +17,7 @@ import numpy as np
 
 from .backends import BACKENDS, NumpyBackend, identity, resolve
 from .errors import EvaluationError, IndexCalcError
-from .expr import Derivative, Expr, Number, Tensor, deep_recursion
+from .expr import Derivative, Expr, Tensor, deep_recursion
 from .plan import (
     Add,
     AddToDiagonal,
@@ -40,7 +40,9 @@ from .plan import (
     make_plan,
     postorder,
 )
-from .sizes import size_inputs
+from .simplify import simplify
+from .sizes import check_dims, output_indices, size_inputs
+from .syntax import parse
 
 Array = np.ndarray
 
@@ -188,8 +190,6 @@ class Compiled:
             raise EvaluationError("nothing to compile: the list of expressions is empty")
         for k, root in enumerate(roots):
             if any(isinstance(n, Derivative) for n in postorder(root)):
-                from .simplify import simplify
-
                 roots[k] = simplify(root)
         self.roots = tuple(roots)
         self.expr = self.roots[0] if not self.several else None
@@ -341,61 +341,6 @@ def _tensor_ranks(*roots: Expr) -> dict[str, int]:
     return ranks
 
 
-def output_indices(expr: Expr, out) -> tuple[str, ...]:
-    free = expr.free_indices
-    if out is None:
-        return free
-    if isinstance(out, str):
-        names = tuple(out)
-    else:
-        try:
-            names = tuple(out)
-        except TypeError:
-            raise EvaluationError(
-                f"out must be a string of index letters or a sequence, not {out!r}"
-            ) from None
-    if not all(isinstance(n, str) for n in names):
-        raise EvaluationError(f"out must name indices by letter, not {out!r}")
-    if len(set(names)) != len(names):
-        raise EvaluationError(f"out repeats an index: {''.join(names)!r}")
-    unknown = [n for n in names if n not in expr.free]
-    if unknown and not (isinstance(expr, Number)):
-        raise EvaluationError(
-            f"out names {', '.join(repr(n) for n in unknown)}, which "
-            f"{'is' if len(unknown) == 1 else 'are'} not free in the expression "
-            f"(free: {', '.join(free) or 'none'})"
-        )
-    absent = [i for i in free if i not in names]
-    if absent:
-        raise EvaluationError(
-            f"out leaves out the free {'index' if len(absent) == 1 else 'indices'} "
-            f"{', '.join(repr(i) for i in absent)}; list every free index: {''.join(free)}"
-        )
-    return names
-
-
-def check_dims(dims) -> dict[str, int]:
-    if dims is None:
-        return {}
-    if not isinstance(dims, Mapping):
-        raise EvaluationError(
-            f"dims must map index letters to sizes, like {{'i': 3}}, not {dims!r}"
-        )
-    checked = {}
-    for index, size in dims.items():
-        if (
-            not isinstance(index, str)
-            or isinstance(size, bool)
-            or not isinstance(size, (int, np.integer))
-            or size < 0
-        ):
-            raise EvaluationError(
-                f"dims entry {index!r}: {size!r} must be an index letter and a size >= 0"
-            )
-        checked[index] = int(size)
-    return checked
-
-
 def compile(
     expr_or_text,
     out=None,
@@ -427,7 +372,6 @@ def compile(
         Call it as ``f(A=..., x=...)`` or ``f({"A": ..., "x": ...})``. It plans once per
         set of array shapes and reuses the plan.
     """
-    from .syntax import parse
 
     def read(item):
         if isinstance(item, str):

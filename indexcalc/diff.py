@@ -1,26 +1,29 @@
-"""Symbolic differentiation by index rules: one method per node kind.
+"""Symbolic differentiation by index rules: one rule per node kind.
 
 ∂x_i/∂x_k = δ_ik, the product rule over every factor of a contraction, and the chain
 rule through every built-in function. Results are built with the simplifying
 constructors of `Algebra`, so deltas contract as they appear, and each node is
 differentiated once: equal subexpressions share one derivative, which keeps the size
-of a derivative linear in the depth of a chain.
+of a derivative linear in the depth of a chain. `carry_out` replaces the comma
+derivatives a user wrote (``f_{,i}``) by what they stand for.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
+from .algebra import Algebra, Normaliser, shared_algebra
+from .canonical import declared_symmetric
+from .dispatch import Pass
 from .errors import DifferentiationError, IndexCalcError
 from .expr import (
     MINUS_ONE,
     ZERO,
+    ConstantTensor,
     Delta,
     Derivative,
-    Epsilon,
     Expr,
     Func,
-    Number,
     Power,
     Product,
     Sum,
@@ -30,11 +33,14 @@ from .expr import (
     rename,
 )
 from .functions import FUNCTIONS
-from .simplify import Algebra, declared_symmetric
+from .syntax import parse
 
 
-class Differentiator:
+class Differentiator(Pass):
     """∂/∂`wrt` of expressions. `wrt` is the variable with its derivative indices."""
+
+    prefix = "_d_"
+    description = "differentiation"
 
     def __init__(self, algebra: Algebra, wrt: Tensor):
         self.algebra = algebra
@@ -48,10 +54,12 @@ class Differentiator:
             return ZERO
         done = self._memo.get(node)
         if done is None:
-            method = getattr(self, f"_d_{type(node).__name__}")
-            done = method(node)
+            done = self.dispatch(node)
             self._memo[node] = done
         return done
+
+    def _d_ConstantTensor(self, node: ConstantTensor) -> Expr:
+        return ZERO  # δ and ε read no input; `derivative` returns 0 before asking
 
     def _d_Tensor(self, node: Tensor) -> Expr:
         if len(node.indices) != len(self.wrt.indices):
@@ -92,7 +100,7 @@ class Differentiator:
         d_arg = self.derivative(node.arg)
         if rule is None or d_arg is ZERO:
             return ZERO
-        outer = self.algebra.simplify(rule(node.arg))
+        outer = self.algebra.normalise(rule(node.arg))
         return self.algebra.multiply((outer, d_arg), node.free | self.indices)
 
     def _d_Power(self, node: Power) -> Expr:
@@ -111,17 +119,20 @@ class Differentiator:
         return algebra.multiply((node, algebra.add((log_term, base_term))), out)
 
     def _d_Derivative(self, node: Derivative) -> Expr:
-        inner = Differentiator(self.algebra, node.wrt).derivative(self.algebra.simplify(node.expr))
-        return self.derivative(inner)
+        return self.derivative(carry_out(node, self.algebra))
 
-    def _d_Number(self, node: Number) -> Expr:
-        return ZERO
 
-    def _d_Delta(self, node: Delta) -> Expr:
-        return ZERO
+class CommaDerivatives(Normaliser):
+    """A whole expression normalised, with each comma derivative replaced by the
+    derivative it stands for: ``(x_j x_j)_{,i}`` becomes ``2 x_i``."""
 
-    def _d_Epsilon(self, node: Epsilon) -> Expr:
-        return ZERO
+    def _normalise_Derivative(self, node: Derivative) -> Expr:
+        return Differentiator(self.algebra, node.wrt).derivative(self(node.expr))
+
+
+def carry_out(node: Expr, algebra: Algebra) -> Expr:
+    """`node` simplified by `algebra`, with its comma derivatives carried out."""
+    return CommaDerivatives(algebra, algebra.memo("carried out"))(node)
 
 
 def parse_variable(wrt) -> Tensor:
@@ -129,8 +140,6 @@ def parse_variable(wrt) -> Tensor:
     if isinstance(wrt, Tensor):
         node = wrt
     elif isinstance(wrt, str):
-        from .syntax import parse
-
         try:
             node = parse(wrt)
         except IndexCalcError as error:
@@ -175,8 +184,6 @@ def diff(
         The derivative, simplified. Its free indices are the expression's plus the
         derivative indices (a derivative that vanishes is the number 0).
     """
-    from .syntax import parse
-
     node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
     if not isinstance(node, Expr):
         raise DifferentiationError(
@@ -185,8 +192,8 @@ def diff(
     variables = list(wrt) if isinstance(wrt, (list, tuple)) else [wrt]
     if not variables:
         raise DifferentiationError("wrt is empty: name at least one variable, like 'x_k'")
-    algebra = Algebra.shared(declared_symmetric(symmetric, node))
-    result = algebra.simplify(node)
+    algebra = shared_algebra(declared_symmetric(symmetric, node))
+    result = carry_out(node, algebra)
     for variable in variables:
         tensor = parse_variable(variable)
         taken = sorted(set(tensor.indices) & result.free)
@@ -200,4 +207,4 @@ def diff(
     return result
 
 
-__all__ = ["Differentiator", "diff", "parse_variable"]
+__all__ = ["CommaDerivatives", "Differentiator", "carry_out", "diff", "parse_variable"]

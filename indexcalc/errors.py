@@ -9,6 +9,10 @@ class IndexCalcError(Exception):
     """Base of every error caused by user input: bad notation, bad arrays, bad options."""
 
 
+class MissingRuleError(IndexCalcError, NotImplementedError):
+    """A pass met a kind of node it has no rule for (see `indexcalc.dispatch`)."""
+
+
 class NotationWarning(UserWarning):
     """Valid notation that probably does not mean what its writer meant, like ``x^T``."""
 

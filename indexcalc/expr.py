@@ -20,6 +20,8 @@ from fractions import Fraction
 from functools import cached_property
 from typing import ClassVar
 
+from .errors import TooDeepError
+
 # Index names a fresh index is drawn from, in order of preference.
 INDEX_POOL = tuple("ijklmnpqrstuvwabcdefgho") + tuple("αβγζηθικλμνξπρτυφχψω")
 
@@ -41,8 +43,6 @@ def deep_recursion(function: Callable) -> Callable:
         try:
             return function(*args, **kwargs)
         except RecursionError:
-            from .errors import TooDeepError
-
             raise TooDeepError("expression is nested too deeply to process") from None
         finally:
             sys.setrecursionlimit(previous)
@@ -56,6 +56,15 @@ class Expr:
     __slots__ = ("__dict__", "__weakref__", "_args", "_hash", "depth", "free")
     _table: ClassVar[weakref.WeakValueDictionary] = weakref.WeakValueDictionary()
 
+    _args: tuple
+    _hash: int
+    free: frozenset[str]  # the free indices
+    depth: int  # 1 for a leaf, else one more than the deepest child
+
+    @staticmethod
+    def _free_of(*args) -> Iterable[str]:
+        raise NotImplementedError
+
     def __new__(cls, *args):
         key = (cls, args)
         node = Expr._table.get(key)
@@ -67,8 +76,6 @@ class Expr:
         node.free = frozenset(cls._free_of(*args))
         node.depth = 1 + max((c.depth for c in node.children), default=0)
         if node.depth > MAX_DEPTH:
-            from .errors import TooDeepError
-
             raise TooDeepError(f"expression is nested more than {MAX_DEPTH} levels deep")
         Expr._table[key] = node
         return node
@@ -91,52 +98,54 @@ class Expr:
         """The free indices, sorted."""
         return tuple(sorted(self.free))
 
-    def __str__(self) -> str:
-        from .printing import to_text
+    def with_children(self, children: tuple[Expr, ...]) -> Expr:
+        """This node rebuilt with new `children` in place of its own (a leaf has none)."""
+        return self
 
-        return to_text(self)
+    def map_children(self, function: Callable[[Expr], Expr]) -> Expr:
+        """This node rebuilt with `function` applied to each child."""
+        children = self.children
+        if not children:
+            return self
+        return self.with_children(tuple(function(c) for c in children))
+
+    # Convenience methods call the public functions of the modules above the model. The
+    # package binds them when it is imported (see `bind_operations`), so this module
+    # imports nothing above it.
+    _operations: ClassVar[dict[str, Callable]] = {}
+
+    def __str__(self) -> str:
+        return self._operations["text"](self)
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self}>"
 
     def latex(self) -> str:
         """The expression as LaTeX."""
-        from .printing import to_latex
-
-        return to_latex(self)
+        return self._operations["latex"](self)
 
     def ascii(self) -> str:
         """The expression as plain ASCII text that parses back."""
-        from .printing import to_ascii
-
-        return to_ascii(self)
+        return self._operations["ascii"](self)
 
     def _repr_latex_(self) -> str:
         return f"${self.latex()}$"
 
     def diff(self, wrt, *, symmetric: Iterable[str] = ()) -> Expr:
         """The simplified derivative with respect to `wrt` (see `indexcalc.diff`)."""
-        from .diff import diff
-
-        return diff(self, wrt, symmetric=symmetric)
+        return self._operations["diff"](self, wrt, symmetric=symmetric)
 
     def simplify(self, *, symmetric: Iterable[str] = ()) -> Expr:
         """The expression with comma derivatives carried out, in canonical form."""
-        from .simplify import simplify
-
-        return simplify(self, symmetric=symmetric)
+        return self._operations["simplify"](self, symmetric=symmetric)
 
     def evaluate(self, arrays=None, **kwargs):
         """Evaluate on arrays (see `indexcalc.evaluate`)."""
-        from .compile import evaluate
-
-        return evaluate(self, arrays, **kwargs)
+        return self._operations["evaluate"](self, arrays, **kwargs)
 
     def to_matrix(self, **kwargs) -> str:
         """The expression in matrix notation (see `indexcalc.to_matrix`)."""
-        from .matrix import to_matrix
-
-        return to_matrix(self, **kwargs)
+        return self._operations["to_matrix"](self, **kwargs)
 
     @cached_property
     def all_indices(self) -> frozenset[str]:
@@ -180,7 +189,21 @@ class Number(Expr):
         return self._args[0]
 
 
-class Tensor(Expr):
+class Indexed(Expr):
+    """A leaf that carries indices: an input tensor, δ or ε."""
+
+    __slots__ = ()
+
+    @property
+    def indices(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def with_indices(self, indices: Iterable[str]) -> Indexed:
+        """The same leaf with other indices."""
+        raise NotImplementedError
+
+
+class Tensor(Indexed):
     """A named input tensor with its indices, e.g. ``A_ij``. ``A_ii`` is A's diagonal."""
 
     __slots__ = ()
@@ -200,13 +223,16 @@ class Tensor(Expr):
     def indices(self) -> tuple[str, ...]:
         return self._args[1]
 
+    def with_indices(self, indices: Iterable[str]) -> Tensor:
+        return Tensor(self.name, indices)
+
     @cached_property
     def tensor_names(self) -> frozenset[str]:
         return frozenset((self.name,))
 
 
-class Symbol(Expr):
-    """A constant tensor known by its indices alone: δ or ε."""
+class ConstantTensor(Indexed):
+    """A constant tensor known by its indices alone: δ or ε. Reads no input."""
 
     __slots__ = ()
 
@@ -225,7 +251,7 @@ class Symbol(Expr):
 TensorAxis = tuple[str, int]  # an input tensor's name and one of its axes
 
 
-class Delta(Symbol):
+class Delta(ConstantTensor):
     """The Kronecker delta: 1 where all indices are equal. ``δ_ii`` summed is a dimension.
 
     `axis` is the input tensor axis whose length the δ's indices run over, where that is
@@ -248,11 +274,17 @@ class Delta(Symbol):
     def axis(self) -> TensorAxis | None:
         return self._args[1]
 
+    def with_indices(self, indices: Iterable[str]) -> Delta:
+        return Delta(indices, self.axis)
 
-class Epsilon(Symbol):
+
+class Epsilon(ConstantTensor):
     """The Levi-Civita symbol of any rank."""
 
     __slots__ = ()
+
+    def with_indices(self, indices: Iterable[str]) -> Epsilon:
+        return Epsilon(indices)
 
 
 def delta_classes(deltas: Iterable[Delta]) -> Callable[[str], str]:
@@ -304,6 +336,9 @@ class Product(Expr):
     def children(self) -> tuple[Expr, ...]:
         return self._args[0]
 
+    def with_children(self, children: tuple[Expr, ...]) -> Product:
+        return Product(children, self.out)
+
     @cached_property
     def summed(self) -> frozenset[str]:
         """The indices this product sums over."""
@@ -333,6 +368,9 @@ class Sum(Expr):
     def children(self) -> tuple[Expr, ...]:
         return self._args[0]
 
+    def with_children(self, children: tuple[Expr, ...]) -> Sum:
+        return Sum(children)
+
 
 class Func(Expr):
     """An elementwise function applied to an expression, e.g. ``tanh(W_ij x_j)``."""
@@ -358,6 +396,10 @@ class Func(Expr):
     def children(self) -> tuple[Expr, ...]:
         return (self._args[1],)
 
+    def with_children(self, children: tuple[Expr, ...]) -> Func:
+        (arg,) = children
+        return Func(self.name, arg)
+
 
 class Power(Expr):
     """``base ^ exponent``, elementwise; free indices are the union of both."""
@@ -382,6 +424,10 @@ class Power(Expr):
     @property
     def children(self) -> tuple[Expr, ...]:
         return self._args
+
+    def with_children(self, children: tuple[Expr, ...]) -> Power:
+        base, exponent = children
+        return Power(base, exponent)
 
 
 class Derivative(Expr):
@@ -409,6 +455,11 @@ class Derivative(Expr):
     @property
     def children(self) -> tuple[Expr, ...]:
         return self._args
+
+    def with_children(self, children: tuple[Expr, ...]) -> Derivative:
+        expr, wrt = children
+        assert isinstance(wrt, Tensor)
+        return Derivative(expr, wrt)
 
 
 MAX_DIGITS = 300  # a literal or folded number beyond this is surely a mistake
@@ -468,12 +519,8 @@ def rename(node: Expr, mapping: Mapping[str, str]) -> Expr:
 
 
 def _rename(node: Expr, mapping: dict[str, str]) -> Expr:
-    if isinstance(node, Tensor):
-        return Tensor(node.name, (mapping.get(i, i) for i in node.indices))
-    if isinstance(node, Delta):
-        return Delta((mapping.get(i, i) for i in node.indices), node.axis)
-    if isinstance(node, Epsilon):
-        return Epsilon(mapping.get(i, i) for i in node.indices)
+    if isinstance(node, Indexed):
+        return node.with_indices(mapping.get(i, i) for i in node.indices)
     if isinstance(node, Product):
         clashes = node.summed & set(mapping.values())
         if clashes:
@@ -484,15 +531,7 @@ def _rename(node: Expr, mapping: dict[str, str]) -> Expr:
             }
         factors = [rename(f, mapping) for f in node.factors]
         return Product(factors, (mapping.get(i, i) for i in node.out))
-    if isinstance(node, Sum):
-        return Sum(rename(t, mapping) for t in node.terms)
-    if isinstance(node, Func):
-        return Func(node.name, rename(node.arg, mapping))
-    if isinstance(node, Power):
-        return Power(rename(node.base, mapping), rename(node.exponent, mapping))
-    if isinstance(node, Derivative):
-        return Derivative(rename(node.expr, mapping), rename(node.wrt, mapping))
-    return node
+    return node.map_children(lambda child: rename(child, mapping))
 
 
 def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
@@ -508,16 +547,9 @@ def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
                 (rename(f, dict(zip(clashes, fresh, strict=True))) for f in node.factors),
                 node.out,
             )
-        return Product((rename_bound(f, names) for f in node.factors), node.out)
-    if isinstance(node, Sum):
-        return Sum(rename_bound(t, names) for t in node.terms)
-    if isinstance(node, Func):
-        return Func(node.name, rename_bound(node.arg, names))
-    if isinstance(node, Power):
-        return Power(rename_bound(node.base, names), rename_bound(node.exponent, names))
-    if isinstance(node, Derivative):
+    elif isinstance(node, Derivative):
         return Derivative(rename_bound(node.expr, names | set(node.wrt.indices)), node.wrt)
-    return node
+    return node.map_children(lambda child: rename_bound(child, names))
 
 
 def postorder(*roots: Expr) -> list[Expr]:
@@ -548,3 +580,11 @@ def node_count(node: Expr) -> int:
         seen.add(id(current))
         stack.extend(current.children)
     return len(seen)
+
+
+def bind_operations(**operations: Callable) -> None:
+    """Give `Expr`'s convenience methods (str, latex, diff, …) the functions they call.
+
+    The package does this once on import, from the modules that own those functions.
+    """
+    Expr._operations.update(operations)

@@ -35,7 +35,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
-from .compile import output_indices
+from .algebra import Algebra, split_coefficient
+from .diff import carry_out
 from .errors import IndexCalcError
 from .expr import (
     Delta,
@@ -52,7 +53,8 @@ from .expr import (
 )
 from .functions import FUNCTIONS
 from .printing import ATOM, HADAMARD, NEGATION, POWER, PRODUCT, SUM, decimal_text
-from .simplify import Algebra, split_coefficient
+from .sizes import output_indices
+from .syntax import parse
 
 
 class MatrixFormError(IndexCalcError):
@@ -988,8 +990,6 @@ def matrix_form(
     Parameters are those of `to_matrix`. Raises `MatrixFormError` where no matrix form
     exists.
     """
-    from .syntax import parse
-
     if layout not in LAYOUTS:
         raise MatrixFormError(f"layout must be 'numerator' or 'denominator', not {layout!r}")
     node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
@@ -1001,7 +1001,7 @@ def matrix_form(
             f"no matrix form for a result with {len(order)} free indices "
             f"({', '.join(order)}): matrix notation covers scalars, vectors and matrices"
         )
-    node = Factorer().normal(Algebra().simplify(node))
+    node = Factorer().normal(carry_out(node, Algebra()))
     rows = order[0] if order else None
     cols = order[1] if len(order) == 2 else None
     if layout == "denominator" and cols is not None:

@@ -23,6 +23,7 @@ from fractions import Fraction
 import numpy as np
 import opt_einsum
 
+from .algebra import shared_algebra
 from .errors import EvaluationError, UnsizedIndexError
 from .expr import (
     Delta,
@@ -39,7 +40,6 @@ from .expr import (
     delta_classes,
     postorder,
 )
-from .simplify import Algebra
 from .sizes import Source, class_sources, index_sources, size_from, unsized_where
 
 LETTERS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
@@ -287,7 +287,7 @@ class Planner:
             and node not in self.roots
             and all(_carries_a_matrix(u) for u in users.get(node, []))
         }
-        canonical = Algebra.shared().canonical
+        canonical = shared_algebra().form.canonical
         seen: dict[bytes, tuple[Value, tuple[str, ...]]] = {}
         has_delta: dict[Expr, bool] = {}
         for node in nodes:

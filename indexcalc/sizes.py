@@ -11,9 +11,10 @@ tensor's axis, whose length evaluation reads from the array and generated code r
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from numbers import Integral
 
 from .errors import EvaluationError
-from .expr import Delta, Epsilon, Expr, Tensor, TensorAxis, postorder
+from .expr import Delta, Epsilon, Expr, Number, Tensor, TensorAxis, postorder
 
 Source = int | TensorAxis
 
@@ -187,3 +188,61 @@ def unified_shapes(
         for name, rank in ranks.items()
     }
     return sizes, shaped
+
+
+def output_indices(expr: Expr, out) -> tuple[str, ...]:
+    """The order of the result's axes: `out` checked against `expr`'s free indices, or
+    the free indices sorted when `out` is None."""
+    free = expr.free_indices
+    if out is None:
+        return free
+    if isinstance(out, str):
+        names = tuple(out)
+    else:
+        try:
+            names = tuple(out)
+        except TypeError:
+            raise EvaluationError(
+                f"out must be a string of index letters or a sequence, not {out!r}"
+            ) from None
+    if not all(isinstance(n, str) for n in names):
+        raise EvaluationError(f"out must name indices by letter, not {out!r}")
+    if len(set(names)) != len(names):
+        raise EvaluationError(f"out repeats an index: {''.join(names)!r}")
+    unknown = [n for n in names if n not in expr.free]
+    if unknown and not (isinstance(expr, Number)):
+        raise EvaluationError(
+            f"out names {', '.join(repr(n) for n in unknown)}, which "
+            f"{'is' if len(unknown) == 1 else 'are'} not free in the expression "
+            f"(free: {', '.join(free) or 'none'})"
+        )
+    absent = [i for i in free if i not in names]
+    if absent:
+        raise EvaluationError(
+            f"out leaves out the free {'index' if len(absent) == 1 else 'indices'} "
+            f"{', '.join(repr(i) for i in absent)}; list every free index: {''.join(free)}"
+        )
+    return names
+
+
+def check_dims(dims) -> dict[str, int]:
+    """`dims`, the sizes a user gives for indices, checked: letters to sizes >= 0."""
+    if dims is None:
+        return {}
+    if not isinstance(dims, Mapping):
+        raise EvaluationError(
+            f"dims must map index letters to sizes, like {{'i': 3}}, not {dims!r}"
+        )
+    checked = {}
+    for index, size in dims.items():
+        if (
+            not isinstance(index, str)
+            or isinstance(size, bool)
+            or not isinstance(size, Integral)
+            or size < 0
+        ):
+            raise EvaluationError(
+                f"dims entry {index!r}: {size!r} must be an index letter and a size >= 0"
+            )
+        checked[index] = int(size)
+    return checked

@@ -407,7 +407,9 @@ def sizes_of(out: str, example: Example, dims: Mapping[str, int] | None) -> dict
     wrong one.
     """
     known = dims or example.dims
-    return {letter: known[letter] for letter in out}
+    # A letter outside the example's (a summed index renamed inside a subexpression that
+    # is evaluated alone) is sized by its tensor.
+    return {letter: known[letter] for letter in out if letter in known}
 
 
 def evaluate(expr, example: Example, out: str, dims: Mapping[str, int] | None = None):

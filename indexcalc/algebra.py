@@ -1,0 +1,569 @@
+"""Simplifying constructors: expressions built the way the rules say.
+
+`Algebra` builds sums, products, powers and function calls so that numbers fold, zeros
+vanish, nested products flatten, deltas contract (see `deltas`), like terms collect by
+their canonical key (see `canonical`) and common factors come out where that saves work.
+Printed names stay those of the first equal term, so results read in the user's own
+indices. `Normaliser` rebuilds a whole expression through the constructors.
+
+The shared instances, one per set of symmetric tensors, live in `SHARED_ALGEBRAS`;
+`clear_caches()` empties them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from fractions import Fraction
+
+from .canonical import CanonicalForm, tensor_names
+from .deltas import contract_deltas, is_dimension, ones_factors, sum_to_distribute
+from .dispatch import Pass
+from .expr import (
+    ONE,
+    ZERO,
+    Delta,
+    Epsilon,
+    Expr,
+    Func,
+    Number,
+    Power,
+    Product,
+    Sum,
+    Tensor,
+    fresh_indices,
+    rename,
+    small_power,
+)
+
+# f(c) for numbers c where the value is exact.
+_FOLDS = {
+    ("exp", 0): 1,
+    ("log", 1): 0,
+    ("log1p", 0): 0,
+    ("sin", 0): 0,
+    ("cos", 0): 1,
+    ("tan", 0): 0,
+    ("tanh", 0): 0,
+    ("sqrt", 0): 0,
+    ("sqrt", 1): 1,
+    ("sigmoid", 0): Fraction(1, 2),
+}
+
+
+class Algebra:
+    """Simplifying constructors. `symmetric` names tensors known to equal their transpose."""
+
+    def __init__(self, symmetric: Iterable[str] = ()):
+        self.form = CanonicalForm(symmetric)
+        self.symmetric = self.form.symmetric
+        self._memos: dict[str, dict[Expr, Expr]] = {}
+
+    def memo(self, name: str) -> dict[Expr, Expr]:
+        """A cache of results of one whole-expression pass, kept with this instance."""
+        return self._memos.setdefault(name, {})
+
+    def cached_count(self) -> int:
+        """How many results this instance holds in its caches."""
+        return len(self.form) + sum(len(m) for m in self._memos.values())
+
+    def normalise(self, node: Expr) -> Expr:
+        """`node` rebuilt through the constructors; comma derivatives stay as written
+        (`diff.carry_out` carries them out)."""
+        return Normaliser(self, self.memo("normalised"))(node)
+
+    # -- constructors -----------------------------------------------------------------
+
+    def add(self, terms: Iterable[Expr]) -> Expr:
+        """A sum with nested sums flattened, numbers folded and like terms collected."""
+        constant = Fraction(0)
+        collected: dict[tuple, list] = {}
+        for term in _flatten_sum(terms):
+            if isinstance(term, Number):
+                constant += term.value
+                continue
+            coefficient, rest = split_coefficient(term)
+            key = self.form.term_key(rest)
+            if key in collected:
+                collected[key][0] += coefficient
+            else:
+                collected[key] = [coefficient, rest]
+        terms = [(c, rest) for c, rest in collected.values() if c != 0]
+        if constant == 0 and len(terms) > 1:
+            factored = self._factor_common(terms)
+            if factored is not None:
+                return factored
+        result = [self.scale(c, rest) for c, rest in terms]
+        result.sort(key=self._term_order)
+        if constant != 0:
+            result.insert(0, Number(constant))
+        if not result:
+            return ZERO
+        if len(result) == 1:
+            return result[0]
+        return Sum(result)
+
+    def _factor_common(self, terms: list[tuple[Fraction, Expr]]) -> Expr | None:
+        """Σ_t c_t (C ⊙ R_t) → C ⊙ Σ_t c_t R_t when every term is a product sharing the
+        factors C and that saves work: a shared summed factor (X_il X_ik once, not once per
+        term), or a shared outer factor (one outer product with x_h, not one per term)."""
+        if not all(isinstance(rest, Product) for _, rest in terms):
+            return None
+        out = terms[0][1].out
+        if any(rest.out != out for _, rest in terms):
+            return None
+        terms = self._with_aligned_dummies(terms)
+        common = Counter(terms[0][1].factors)
+        for _, rest in terms[1:]:
+            common &= Counter(rest.factors)
+        if not common:
+            return None
+        remainders, kept = self._remainders(terms, common, out, summing=False)
+        if len(kept) != 1 and all(f.free <= set(out) for f in common.elements()):
+            # An outer factor may also come out of terms that sum over their own indices:
+            # x_q (Σ_i a_i b_p - c_p), one outer product instead of one per term.
+            remainders, kept = self._remainders(terms, common, out, summing=True)
+        if len(kept) != 1:
+            return None
+        (inner_out,) = kept
+        summed_shared = any(set(f.free) - set(out) for f in common.elements())
+        if not summed_shared and inner_out >= set(out):
+            return None  # factoring would save neither a contraction nor an outer product
+        inner = self.add(self.scale(c, self.multiply(r, inner_out)) for c, r in remainders)
+        return self.multiply([*common.elements(), inner], out)
+
+    @staticmethod
+    def _with_aligned_dummies(terms: list[tuple[Fraction, Product]]) -> list:
+        """The terms with summed indices renamed to match the first term's where that makes
+        a factor common that saves a whole contraction: X_kq in X_jq B_jp + B_pk X_kq
+        brings q, which B_jp + B_pj lacks, so one matrix product replaces two. A factor
+        whose indices the rest already has (x_j in A_kj x_j) would only trade a product
+        for a sum, and the terms keep their own names."""
+        reference = terms[0][1]
+        aligned = [terms[0], *((c, _aligned_dummies(reference, rest)) for c, rest in terms[1:])]
+        common = Counter(reference.factors)
+        for _, rest in aligned[1:]:
+            common &= Counter(rest.factors)
+        rest_indices = frozenset().union(
+            *(f.free for _, rest in aligned for f in rest.factors if f not in common)
+        )
+        if any(f.free - rest_indices for f in common if f not in terms[1][1].factors):
+            return aligned
+        return terms
+
+    @staticmethod
+    def _remainders(terms, common: Counter, out, summing: bool) -> tuple[list, set]:
+        """Each term's coefficient and factors other than `common`, and the set of the
+        indices each remainder keeps: all of its indices, or with `summing` only those of
+        the output or of a common factor (it sums the rest itself)."""
+        reach = set(out).union(*(f.free for f in common))
+        remainders, kept = [], set()
+        for coefficient, rest in terms:
+            left = Counter(rest.factors)
+            left.subtract(common)
+            factors = list(left.elements())
+            remainders.append((coefficient, factors))
+            indices = frozenset().union(*(f.free for f in factors))
+            kept.add(indices & reach if summing else indices)
+        return remainders, kept
+
+    def _term_order(self, term: Expr) -> tuple:
+        """Positive terms first, then by canonical key, so `X - U V` reads as written."""
+        coefficient, rest = split_coefficient(term)
+        skeleton, names = self.form.term_key(rest)
+        return coefficient < 0, self.form.skeleton_text(skeleton), str(names)
+
+    def scale(self, coefficient, node: Expr) -> Expr:
+        return self.multiply((Number(coefficient), node), node.free)
+
+    def multiply(self, factors: Iterable[Expr], out: Iterable[str]) -> Expr:
+        """The product of `factors` summed over every index not in `out`, simplified."""
+        out = frozenset(out)
+        coefficient, flat = self._flatten_product(factors, out)
+        # A kept index no factor carries any more (its factor folded to a number): ones.
+        carried = frozenset().union(*(f.free for f in flat))
+        flat += ones_factors(out - carried, *flat)
+        if coefficient == 0 or any(_vanishes(f) for f in flat):
+            return ZERO
+        flat = contract_deltas(flat, out)
+        if any(_vanishes(f) for f in flat):
+            return ZERO
+        position = sum_to_distribute(flat, out)
+        if position is not None:
+            return self._distribute(coefficient, flat, position, out)
+        flat = self._merge_powers(flat, out)
+        flat = self._sigmoids(flat, out)
+        coefficient *= _take_numbers(flat)
+        if coefficient == 0:
+            return ZERO
+        if not flat:
+            return Number(coefficient)
+        if len(flat) == 1 and flat[0].free == out and coefficient == 1:
+            return flat[0]
+        if coefficient != 1:
+            flat.insert(0, Number(coefficient))
+        return Product(flat, out)
+
+    def _distribute(self, coefficient, flat: list[Expr], position: int, out) -> Expr:
+        """c · F · (T_1 + T_2 + …) as c F T_1 + c F T_2 + …, so the δ a term or F holds
+        contracts instead of being built: Σ_i t_i (δ_ip … − …) is t_p … − Σ_i t_i …, with
+        no i×p intermediate. A number term keeps the sum's indices as ones."""
+        total = flat[position]
+        others = [Number(coefficient), *flat[:position], *flat[position + 1 :]]
+        terms = []
+        for term in total.terms:
+            missing = total.free - term.free
+            terms.append(self.multiply([*others, term, *ones_factors(missing, total)], out))
+        return self.add(terms)
+
+    def ones(self, indices, *sources: Expr) -> Expr:
+        """Ones over `indices` (summed, the size of each), as δ_ii."""
+        factors = ones_factors(indices, *sources)
+        return Product(factors, indices) if len(factors) > 1 else factors[0]
+
+    def power(self, base: Expr, exponent: Expr) -> Expr:
+        if isinstance(exponent, Number):
+            n = exponent.value
+            if n == 0:
+                return self.ones(base.free, base) if base.free else ONE
+            if n == 1:
+                return base
+            if (
+                isinstance(base, Number)
+                and n.denominator == 1
+                and not (base.value == 0 and n < 0)
+                and small_power(base.value, n)
+            ):
+                return Number(base.value ** int(n))
+            if isinstance(base, Power) and isinstance(base.exponent, Number) and n.denominator == 1:
+                return self.power(base.base, Number(base.exponent.value * n))
+            if isinstance(base, Delta) and (n > 0 or len(set(base.indices)) == 1):
+                return base  # δ is 0 or 1, and δ_ii is ones: a power changes nothing
+        if isinstance(base, Number) and base.value == 1:
+            return ONE
+        return Power(base, exponent)
+
+    def func(self, name: str, arg: Expr) -> Expr:
+        if isinstance(arg, Number):
+            folded = _fold_function(name, arg.value)
+            if folded is not None:
+                return Number(folded)
+        return Func(name, arg)
+
+    # -- product helpers --------------------------------------------------------------
+
+    def _flatten_product(self, factors, out) -> tuple[Fraction, list[Expr]]:
+        """Numbers multiplied out, nested products spliced in with clashing dummies renamed."""
+        factors = list(factors)
+        taken = set(out).union(*(f.all_indices for f in factors))
+        coefficient = Fraction(1)
+        flat: list[Expr] = []
+        for position, factor in enumerate(factors):
+            if isinstance(factor, Product):
+                # A dimension Σ_k δ_kk stays nested (below), so its k clashes with nothing.
+                others = set(out).union(
+                    *(
+                        f.all_indices
+                        for k, f in enumerate(factors)
+                        if k != position and not is_dimension(f)
+                    )
+                )
+                clashes = sorted(factor.summed & others)
+                if clashes:
+                    factor = self._sized_dimensions(factor, clashes, factors)
+                    if is_dimension(factor):
+                        # Σ_k δ_kk keeps its name, so k is still sized like the k beside it.
+                        flat.append(factor)
+                        continue
+                    fresh = fresh_indices(len(clashes), taken)
+                    taken |= set(fresh)
+                    factor = _rename_summed(factor, dict(zip(clashes, fresh, strict=True)))
+                inner = factor.factors
+            else:
+                inner = (factor,)
+            for item in inner:
+                if isinstance(item, Number):
+                    coefficient *= item.value
+                else:
+                    flat.append(item)
+        return coefficient, flat
+
+    def _sized_dimensions(self, product: Product, clashes, factors) -> Product:
+        """A dimension Σ_i δ_ii about to be renamed keeps its size: a δ with no axis yet
+        takes the axis of a tensor beside it indexed by i, which sized i by name before."""
+        replaced = list(product.factors)
+        for k, factor in enumerate(replaced):
+            if not (isinstance(factor, Delta) and len(set(factor.indices)) == 1):
+                continue
+            (index,) = set(factor.indices)
+            elsewhere = any(index in f.free for j, f in enumerate(replaced) if j != k)
+            if index in clashes and not elsewhere and factor.axis is None:
+                replaced[k] = ones_factors({index}, *factors)[0]
+        return Product(replaced, product.out)
+
+    def _sigmoids(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
+        """e^v ⊙ (1 + e^v)^-1 → σ(v), the form the chain rule gives for log(1 + e^v)."""
+        for k, factor in enumerate(factors):
+            base, exponent = _as_power(factor)
+            if exponent is None or exponent >= 0 or not _is_one_plus_exp(base):
+                continue
+            v = base.terms[1].arg
+            for m, other in enumerate(factors):
+                other_base, other_exponent = _as_power(other)
+                if m == k or other_base is not base.terms[1] or other_exponent is None:
+                    continue
+                if other_exponent <= 0 or not base.free <= out | _free_elsewhere(factors, k, m):
+                    continue
+                power = min(-exponent, other_exponent)
+                rest = [f for j, f in enumerate(factors) if j not in (k, m)]
+                rest.append(self.power(Func("sigmoid", v), Number(power)))
+                rest.append(self.power(base, Number(exponent + power)))
+                rest.append(self.power(base.terms[1], Number(other_exponent - power)))
+                return self._merge_powers([f for f in rest if f is not ONE], out)
+        return factors
+
+    def _merge_powers(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
+        """f ⊙ f^n → f^(n+1) for factors over which nothing is summed."""
+        exponents: dict[Expr, list[Fraction]] = {}
+        counts = Counter(i for f in factors for i in f.free)
+        for factor in factors:
+            base, exponent = _as_power(factor)
+            # Merging is always exact here; a summed pair like x_i x_i reads better unmerged.
+            readable_pair = any(counts[i] == 2 and i not in out for i in base.free)
+            if exponent is not None and not readable_pair:
+                exponents.setdefault(base, []).append(exponent)
+        if all(len(e) == 1 for e in exponents.values()):
+            return factors
+        merged, emitted = [], set()
+        for factor in factors:
+            base, _ = _as_power(factor)
+            if base not in exponents or len(exponents[base]) == 1:
+                merged.append(factor)
+            elif base not in emitted:
+                emitted.add(base)
+                total = sum(exponents[base])
+                if total == 0:
+                    # f ⊙ f^-1 is 1, but keeps f's indices: ones, via δ_ii, contracted later.
+                    merged.extend(ones_factors(base.free, base))
+                else:
+                    merged.append(self.power(base, Number(total)))
+        return contract_deltas(merged, out)
+
+
+class Normaliser(Pass):
+    """A whole expression rebuilt bottom-up through `Algebra`'s constructors, memoised."""
+
+    prefix = "_normalise_"
+    description = "simplification"
+
+    def __init__(self, algebra: Algebra, memo: dict[Expr, Expr]):
+        self.algebra = algebra
+        self._memo = memo
+
+    def __call__(self, node: Expr) -> Expr:
+        done = self._memo.get(node)
+        if done is not None:
+            return done
+        result = self.dispatch(node)
+        if node.free - result.free:  # folded to something with fewer indices: broadcast ones
+            ones = self.algebra.ones(node.free - result.free, node)
+            result = self.algebra.multiply([result, ones], node.free)
+        self._memo[node] = result
+        self._memo[result] = result
+        return result
+
+    def _normalise_Expr(self, node: Expr) -> Expr:
+        """Leaves as they are; any other node rebuilt from its normalised children."""
+        return node.map_children(self)
+
+    def _normalise_Sum(self, node: Sum) -> Expr:
+        return self.algebra.add(self(t) for t in node.terms)
+
+    def _normalise_Product(self, node: Product) -> Expr:
+        factors = [self(f) for f in node.factors]
+        # An index summed over factors that folded to numbers still counts: Σ_j 1 = n_j.
+        lost = node.summed - frozenset().union(*(f.free for f in factors))
+        if lost:
+            factors.append(self.algebra.ones(lost, node))
+        return self.algebra.multiply(factors, node.out)
+
+    def _normalise_Power(self, node: Power) -> Expr:
+        return self.algebra.power(self(node.base), self(node.exponent))
+
+    def _normalise_Func(self, node: Func) -> Expr:
+        return self.algebra.func(node.name, self(node.arg))
+
+    def _normalise_Delta(self, node: Delta) -> Expr:
+        return self.algebra.multiply((node,), node.free)
+
+    def _normalise_Epsilon(self, node: Epsilon) -> Expr:
+        return ZERO if len(set(node.indices)) != len(node.indices) else node
+
+
+class AlgebraCache:
+    """The shared `Algebra` instances, one per set of symmetric tensors, so that repeated
+    calls reuse their caches. One that has cached more than `limit` results starts afresh."""
+
+    def __init__(self, limit: int = 200_000):
+        self.limit = limit
+        self._instances: dict[frozenset[str], Algebra] = {}
+
+    def get(self, symmetric: Iterable[str] = ()) -> Algebra:
+        key = tensor_names(symmetric)
+        algebra = self._instances.get(key)
+        if algebra is None or algebra.cached_count() > self.limit:
+            algebra = self._instances[key] = Algebra(key)
+        return algebra
+
+    def clear(self) -> None:
+        self._instances.clear()
+
+
+SHARED_ALGEBRAS = AlgebraCache()
+
+
+def shared_algebra(symmetric: Iterable[str] = ()) -> Algebra:
+    """The shared `Algebra` for a set of symmetric tensors."""
+    return SHARED_ALGEBRAS.get(symmetric)
+
+
+def clear_caches() -> None:
+    """Forget every cached simplification and canonical key (to time a cold start, or to
+    free memory after work on large expressions)."""
+    SHARED_ALGEBRAS.clear()
+
+
+def _aligned_dummies(reference: Product, term: Product) -> Product:
+    """`term` with summed indices renamed so that its tensors equal to `reference`'s up to
+    those names become the same factor: X_kq in B_pk X_kq matches X_jq in X_jq B_jp, so
+    the two terms share X_jq and it can come out."""
+    mapping: dict[str, str] = {}
+    for factor in term.factors:
+        if not isinstance(factor, Tensor) or factor in reference.factors:
+            continue
+        for candidate in reference.factors:
+            pairs = _dummy_pairs(factor, candidate, term.summed, reference.summed)
+            if pairs is None:
+                continue
+            merged = {**mapping, **pairs}
+            if all(mapping.get(a, b) == b for a, b in pairs.items()) and len(
+                set(merged.values())
+            ) == len(merged):
+                mapping = merged
+                break
+    mapping = {a: b for a, b in mapping.items() if a != b}
+    if not mapping:
+        return term
+    # Summed indices in the way of the new names move aside to fresh ones.
+    taken = term.all_indices | reference.all_indices
+    clashes = sorted((set(mapping.values()) & term.summed) - set(mapping))
+    mapping.update(zip(clashes, fresh_indices(len(clashes), taken), strict=True))
+    return Product((rename(f, mapping) for f in term.factors), term.out)
+
+
+def _dummy_pairs(factor: Tensor, candidate: Expr, summed, reference_summed) -> dict | None:
+    """The renaming of `factor`'s summed indices that makes it `candidate`, or None."""
+    if not (
+        isinstance(candidate, Tensor)
+        and candidate.name == factor.name
+        and len(candidate.indices) == len(factor.indices)
+    ):
+        return None
+    pairs: dict[str, str] = {}
+    for mine, theirs in zip(factor.indices, candidate.indices, strict=True):
+        if mine in summed and theirs in reference_summed:
+            if pairs.setdefault(mine, theirs) != theirs:
+                return None
+        elif mine != theirs or theirs in reference_summed:
+            return None
+    return pairs
+
+
+def split_coefficient(node: Expr) -> tuple[Fraction, Expr]:
+    """(c, rest) with node = c · rest and rest carrying no numeric factor."""
+    if isinstance(node, Product) and node.factors and isinstance(node.factors[0], Number):
+        rest = node.factors[1:]
+        value = node.factors[0].value
+        if len(rest) == 1 and rest[0].free == node.free:
+            return value, rest[0]
+        return value, Product(rest, node.out)
+    if isinstance(node, Number):
+        return node.value, ONE
+    return Fraction(1), node
+
+
+def _flatten_sum(terms: Iterable[Expr]):
+    for term in terms:
+        if isinstance(term, Sum):
+            yield from term.terms
+        elif term is not ZERO:
+            yield term
+
+
+def _rename_summed(product: Product, mapping: dict[str, str]) -> Product:
+    return Product((rename(f, mapping) for f in product.factors), product.out)
+
+
+def _vanishes(node: Expr) -> bool:
+    return node is ZERO or (
+        isinstance(node, Epsilon) and len(set(node.indices)) != len(node.indices)
+    )
+
+
+def _take_numbers(factors: list[Expr]) -> Fraction:
+    """Remove number factors from the list in place; return their product."""
+    value = Fraction(1)
+    numbers = [f for f in factors if isinstance(f, Number)]
+    for number in numbers:
+        value *= number.value
+        factors.remove(number)
+    return value
+
+
+def _is_one_plus_exp(node: Expr) -> bool:
+    return (
+        isinstance(node, Sum)
+        and len(node.terms) == 2
+        and node.terms[0] is ONE
+        and isinstance(node.terms[1], Func)
+        and node.terms[1].name == "exp"
+    )
+
+
+def _free_elsewhere(factors: list[Expr], *skip: int) -> frozenset[str]:
+    return frozenset().union(*(f.free for j, f in enumerate(factors) if j not in skip))
+
+
+def _as_power(node: Expr) -> tuple[Expr, Fraction | None]:
+    """(base, numeric exponent); the exponent is None for a number or a symbolic power."""
+    if isinstance(node, Number):
+        return node, None
+    if isinstance(node, Power):
+        if isinstance(node.exponent, Number):
+            return node.base, node.exponent.value
+        return node, None
+    return node, Fraction(1)
+
+
+def _fold_function(name: str, value: Fraction) -> Fraction | None:
+    if name == "abs":
+        return abs(value)
+    if name == "sign":
+        return Fraction((value > 0) - (value < 0))
+    if name == "step":
+        return Fraction(1 if value > 0 else 0)
+    if name == "relu":
+        return max(value, Fraction(0))
+    folded = _FOLDS.get((name, value))
+    return None if folded is None else Fraction(folded)
+
+
+__all__ = [
+    "SHARED_ALGEBRAS",
+    "Algebra",
+    "AlgebraCache",
+    "Normaliser",
+    "clear_caches",
+    "shared_algebra",
+    "split_coefficient",
+]

@@ -1,0 +1,146 @@
+"""The rules for δ: contraction by renaming, ones as δ_ii, and when to multiply out.
+
+Σ_b δ_ab F(b) = F(a): a δ over a summed index is removed by renaming that index in the
+factors beside it, so a derivative never builds an identity matrix it can avoid. δ_ii is
+ones over i (summed, the size of i); each keeps the input axis it runs over, so the
+sizes stay known from the arrays after the tensors themselves are gone.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .expr import Delta, Expr, Indexed, Product, Sum, Tensor, postorder, rename
+
+
+def sum_to_distribute(factors: list[Expr], out: frozenset[str]) -> int | None:
+    """The position of a sum factor whose δ would contract if the product were multiplied
+    out over it: a δ in one of its terms, or a δ beside it, over an index the product sums
+    and the sum carries. None if there is none."""
+    summed = frozenset().union(*(f.free for f in factors)) - out
+    for position, factor in enumerate(factors):
+        if not isinstance(factor, Sum) or not factor.free & summed:
+            continue
+        others = factors[:position] + factors[position + 1 :]
+        for term in factor.terms:
+            parts = list(term.factors) if isinstance(term, Product) else [term]
+            if any(_contracts(d, [*others, *parts], summed) for d in [*others, *parts]):
+                return position
+    return None
+
+
+def _contracts(delta: Expr, factors: list[Expr], summed) -> bool:
+    """Whether `delta` (if it is a δ) can rename a summed index of its away in `factors`."""
+    if not isinstance(delta, Delta) or len(set(delta.indices)) < 2:
+        return False
+    for old in set(delta.indices) & summed:
+        new = next(i for i in delta.indices if i != old)
+        if all(
+            replace_index(f, old, new) is not None
+            for f in factors
+            if f is not delta and old in f.free
+        ):
+            return True
+    return False
+
+
+def ones_factors(indices, *sources: Expr) -> list[Delta]:
+    """δ_ii for each index i: ones over i, or summed the size of i. Each keeps the axis of
+    a tensor in `sources` indexed by i, so its size stays known from that tensor's array
+    after the tensor itself is gone."""
+    axes: dict[str, tuple[str, int]] = {}
+    for source in sources:
+        for node in postorder(source):
+            if isinstance(node, Tensor):
+                for axis, index in enumerate(node.indices):
+                    axes.setdefault(index, (node.name, axis))
+            elif isinstance(node, Delta) and node.axis is not None:
+                for index in node.indices:
+                    axes.setdefault(index, node.axis)
+    return [Delta((i, i), axes.get(i)) for i in sorted(indices)]
+
+
+def is_dimension(node: Expr) -> bool:
+    """Σ_k δ_kk (or a product of such): the size of k, as a scalar."""
+    return (
+        isinstance(node, Product)
+        and not node.free
+        and all(isinstance(f, Delta) and len(set(f.indices)) == 1 for f in node.factors)
+    )
+
+
+def replace_index(node: Expr, old: str, new: str) -> Expr | None:
+    """`node` with free index `old` renamed to `new`, or None if that is not expressible.
+
+    Leaves (tensors, δ, ε) may repeat an index; a composite node holding both names can
+    not take its diagonal, so the δ that would do it stays.
+    """
+    if new not in node.free:
+        return rename(node, {old: new})
+    if isinstance(node, Delta):
+        return normal_delta((new if i == old else i for i in node.indices), node.axis)
+    if isinstance(node, Indexed):
+        return node.with_indices(new if i == old else i for i in node.indices)
+    return None
+
+
+def normal_delta(indices: Iterable[str], axis=None) -> Delta:
+    """δ with repeated indices dropped: δ_iij = δ_ij. δ_ii stays (ones on the diagonal)."""
+    indices = tuple(indices)
+    distinct = tuple(dict.fromkeys(indices))
+    return Delta(distinct if len(distinct) > 1 else (distinct[0], distinct[0]), axis)
+
+
+def contract_deltas(factors: list[Expr], out: frozenset[str]) -> list[Expr]:
+    """Remove deltas by renaming: Σ_b δ_ab F(b) = F(a)."""
+    factors = [normal_delta(f.indices, f.axis) if isinstance(f, Delta) else f for f in factors]
+    while True:
+        contracted = _contract_one(factors, out)
+        if contracted is None:
+            return factors
+        factors = contracted
+
+
+def _contract_one(factors: list[Expr], out: frozenset[str]) -> list[Expr] | None:
+    """The factors with one summed δ index renamed away, or None if none can be."""
+    for position, delta in enumerate(factors):
+        if not isinstance(delta, Delta):
+            continue
+        distinct = list(dict.fromkeys(delta.indices))
+        others = factors[:position] + factors[position + 1 :]
+        if len(distinct) == 1:
+            if any(distinct[0] in f.free for f in others):
+                return others  # δ_ii is 1 on the diagonal another factor already spans
+            continue
+        for old in distinct:
+            if old in out:
+                continue
+            new = next(i for i in distinct if i != old)
+            replaced = [replace_index(f, old, new) if old in f.free else f for f in others]
+            if any(r is None for r in replaced):
+                continue
+            if delta.axis is not None:  # a δ merged with this one runs over the same axis
+                replaced = [
+                    Delta(f.indices, delta.axis)
+                    if isinstance(f, Delta) and f.axis is None and new in f.indices
+                    else f
+                    for f in replaced
+                ]
+            remaining = [i for i in distinct if i != old]
+            if len(remaining) > 1:
+                replaced.insert(position, Delta(remaining, delta.axis))
+            elif not any(new in f.free for f in replaced):
+                # Ones, or summed a dimension; sized as the δ was.
+                replaced.insert(position, Delta((new, new), delta.axis))
+            return replaced
+    return None
+
+
+__all__ = [
+    "contract_deltas",
+    "is_dimension",
+    "normal_delta",
+    "ones_factors",
+    "replace_index",
+    "sum_to_distribute",
+]
