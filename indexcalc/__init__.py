@@ -5,6 +5,7 @@ NumPy arrays.
 """
 
 from .algebra import clear_caches
+from .check import CheckResult, check_derivatives
 from .codegen import CodegenError, codegen, codegen_value_and_grad
 from .compile import Compiled, compile, evaluate
 from .diff import diff
@@ -37,6 +38,7 @@ bind_operations(
 )
 
 __all__ = [
+    "CheckResult",
     "CodegenError",
     "Compiled",
     "DefinitionError",
@@ -51,6 +53,7 @@ __all__ = [
     "SymmetryError",
     "TooDeepError",
     "UnsizedIndexError",
+    "check_derivatives",
     "clear_caches",
     "codegen",
     "codegen_value_and_grad",

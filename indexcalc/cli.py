@@ -3,11 +3,8 @@
 Every subcommand reads EXPR as notation, ``-`` for standard input or ``@file``. A user
 error (an `IndexCalcError`, or a file, literal or option that cannot be read) prints one
 message prefixed ``indexcalc: error:`` and exits 2; anything else is a bug and exits 3.
-``--debug`` adds the traceback.
-
-Testing hook: with the environment variable ``INDEXCALC_CHECK_CORRUPT=1``, ``check``
-multiplies the symbolic derivative by 1.001 before comparing, so tests can watch a wrong
-derivative fail. It is deliberately not in ``--help``.
+``--debug`` adds the traceback. The work itself is done by the library: ``check`` is
+`indexcalc.check.check_derivatives`.
 """
 
 from __future__ import annotations
@@ -27,10 +24,10 @@ import numpy as np
 
 import indexcalc as ic
 
+from .check import CHECK_SIZE, RANDOM_HIGH, RANDOM_LOW, check_derivatives, comma_chains
 from .diff import parse_variable
-from .expr import Derivative, Expr, Tensor, deep_recursion, postorder
+from .expr import Derivative, Expr, deep_recursion, postorder
 from .printing import PRINTERS
-from .sizes import unified_shapes
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -39,12 +36,6 @@ EXIT_INTERNAL_ERROR = 3
 EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
-CORRUPT_ENV = "INDEXCALC_CHECK_CORRUPT"
-DEFAULT_SIZE = 3  # `check`: the size of an index that --dims does not give
-# `check`: inputs drawn uniformly from [RANDOM_LOW, RANDOM_HIGH) keep log, sqrt, x^0.5 defined
-RANDOM_LOW = 0.5
-RANDOM_HIGH = 1.5
-RELATIVE_STEP = 1e-6  # `check`: finite-difference step, relative to max(1, |value|)
 UNICODE_PROBE = "δ⊙Σσε"
 
 EXIT_CODES = """\
@@ -125,7 +116,7 @@ Quote literals: the shell reads [ ] as a pattern."""
 
 CHECK_EPILOG = f"""\
 Inputs are uniform random in [{RANDOM_LOW}, {RANDOM_HIGH}), so log, sqrt and fractional powers stay
-defined. An index that --dims does not size gets size {DEFAULT_SIZE}. With several --wrt, each
+defined. An index that --dims does not size gets size {CHECK_SIZE}. With several --wrt, each
 derivative is checked against finite differences of the one before it. The relative
 error is the absolute error divided by max(1, max |finite difference|).
 
@@ -396,98 +387,32 @@ def run_check(args: argparse.Namespace) -> int:
     if args.seed < 0:
         raise InputError(f"--seed must be a whole number >= 0, not {args.seed}")
     expr = ic.parse(read_expression(args.expr), var=args.var)
-    if args.wrt:
-        chains = [(expr, [parse_variable(wrt) for wrt in args.wrt])]
-    else:
-        chains = comma_chains(expr)
-        if not chains:
-            raise InputError(
-                "nothing to check: give --wrt VAR, or write a comma derivative in EXPR, "
-                "like f = x_i A_ij x_j; f_{,k}"
-            )
-    dims = parse_dims(args.dims)
-    roots = [expr, *(v for _, chain in chains for v in chain)]
-    sizes, shapes = unified_shapes(postorder(*roots), dims, DEFAULT_SIZE, option="--dims")
-    rng = np.random.default_rng(args.seed)
-    arrays = {
-        name: rng.uniform(RANDOM_LOW, RANDOM_HIGH, size=shape)
-        for name, shape in sorted(shapes.items())
-    }
-    worst_absolute = worst_relative = 0.0
-    for base, variables in chains:
-        errors = check_chain(base, variables, arrays, sizes)
-        if errors is None:
+    if not args.wrt and not comma_chains(expr):
+        raise InputError(
+            "nothing to check: give --wrt VAR, or write a comma derivative in EXPR, "
+            "like f = x_i A_ij x_j; f_{,k}"
+        )
+    style = "unicode" if _can_encode(UNICODE_PROBE, _stdout_encoding()) else "ascii"
+    result = check_derivatives(
+        expr,
+        args.wrt or None,
+        dims=parse_dims(args.dims),
+        seed=args.seed,
+        tolerance=args.tol,
+        style=style,
+    )
+    for chain in result.chains:
+        write(f"derivative: {chain.derivative}")
+        if chain.failure:
+            write(f"FAILED: {chain.failure}")
             return EXIT_CHECK_FAILED
-        worst_absolute = max(worst_absolute, errors[0])
-        worst_relative = max(worst_relative, errors[1])
-    write(f"max abs error: {worst_absolute:.3e}")
-    write(f"max rel error: {worst_relative:.3e}")
-    if worst_relative <= args.tol:
+    write(f"max abs error: {result.absolute_error:.3e}")
+    write(f"max rel error: {result.relative_error:.3e}")
+    if result.ok:
         write(f"ok: within tolerance {args.tol:g}")
         return EXIT_OK
-    write(f"FAILED: max rel error {worst_relative:.3e} exceeds tolerance {args.tol:g}")
+    write(f"FAILED: max rel error {result.relative_error:.3e} exceeds tolerance {args.tol:g}")
     return EXIT_CHECK_FAILED
-
-
-def comma_chains(expr: Expr) -> list[tuple[Expr, list[Tensor]]]:
-    """Each outermost comma derivative in `expr` as (what is differentiated, variables):
-    ``f_{,(ij)}`` gives (f, [x_i, x_j])."""
-    chains, stack, seen = [], [expr], set()
-    while stack:
-        node = stack.pop()
-        if node in seen:
-            continue
-        seen.add(node)
-        if isinstance(node, Derivative):
-            variables = []
-            while isinstance(node, Derivative):
-                variables.append(node.wrt)
-                node = node.expr
-            chains.append((node, variables[::-1]))
-        else:
-            stack.extend(node.children)
-    return chains
-
-
-def check_chain(
-    base: Expr,
-    variables: Sequence[Tensor],
-    arrays: Mapping[str, np.ndarray],
-    sizes: Mapping[str, int],
-) -> tuple[float, float] | None:
-    """The worst absolute and relative errors of the successive derivatives of `base`.
-
-    Each derivative is printed, and the printed text, parsed back, is what is compared
-    with central differences of the one before it: a printing bug cannot pass. Returns
-    None, having said why, when a derivative does not parse back or is not finite.
-    """
-    corruption = 1.001 if os.environ.get(CORRUPT_ENV) == "1" else 1.0
-    before, out = base, base.free_indices
-    worst_absolute = worst_relative = 0.0
-    text = ""
-    with np.errstate(all="ignore"):
-        for variable in variables:
-            text = render(ic.diff(before, variable), "unicode")
-            try:
-                printed = ic.parse(text)
-            except ic.ParseError as error:
-                write(f"derivative: {text}")
-                write(f"FAILED: the printed derivative does not parse back: {error}")
-                return None
-            numeric = central_difference(ic.compile(before, out, dims=sizes), arrays, variable.name)
-            out = (*out, *variable.indices)
-            symbolic = ic.compile(printed, out, dims=sizes)(arrays) * corruption
-            if not (np.all(np.isfinite(numeric)) and np.all(np.isfinite(symbolic))):
-                write(f"derivative: {text}")
-                write("FAILED: the values are not finite (NaN or inf) at the random inputs")
-                return None
-            absolute = float(np.max(np.abs(symbolic - numeric), initial=0.0))
-            scale = max(1.0, float(np.max(np.abs(numeric), initial=0.0)))
-            worst_absolute = max(worst_absolute, absolute)
-            worst_relative = max(worst_relative, absolute / scale)
-            before = printed
-    write(f"derivative: {text}")
-    return worst_absolute, worst_relative
 
 
 def variable_sizes(
@@ -496,47 +421,13 @@ def variable_sizes(
     """The sizes of derivative indices, from the shapes of the variables' arrays: for each
     --wrt and each comma derivative written in `expr`."""
     variables = [parse_variable(w) for w in wrt]
-    variables += [node.wrt for node in _nodes([expr]) if isinstance(node, Derivative)]
+    variables += [node.wrt for node in postorder(expr) if isinstance(node, Derivative)]
     sizes: dict[str, int] = {}
     for variable in variables:
         shape = np.shape(arrays.get(variable.name, ()))
         if len(shape) == len(variable.indices):
             sizes.update(zip(variable.indices, shape, strict=True))
     return sizes
-
-
-# -- check: random inputs and finite differences -------------------------------------------
-
-
-def _nodes(roots: Iterable[Expr]) -> Iterable[Expr]:
-    """Every distinct node under `roots`."""
-    seen: set[Expr] = set()
-    stack = list(roots)
-    while stack:
-        node = stack.pop()
-        if node not in seen:
-            seen.add(node)
-            yield node
-            stack.extend(node.children)
-
-
-def central_difference(
-    function: Callable[[Mapping[str, np.ndarray]], np.ndarray],
-    arrays: Mapping[str, np.ndarray],
-    name: str,
-) -> np.ndarray:
-    """∂function/∂arrays[name] by central differences: value axes, then the array's axes."""
-    base = arrays[name]
-    value_shape = np.shape(function(arrays))
-    result = np.empty(value_shape + base.shape)
-    for position in np.ndindex(base.shape):
-        step = RELATIVE_STEP * max(1.0, abs(float(base[position])))
-        up, down = base.copy(), base.copy()
-        up[position] += step
-        down[position] -= step
-        difference = function({**arrays, name: up}) - function({**arrays, name: down})
-        result[(Ellipsis, *position)] = difference / (2 * step)
-    return result
 
 
 # -- the parser and main -------------------------------------------------------------------

@@ -54,7 +54,7 @@ from .simplify import simplify
 from .sizes import check_dims, output_indices, size_inputs, unified_shapes
 from .syntax import parse
 
-DEFAULT_SIZE = 100  # the size of an index for path planning when nothing gives one
+PLANNING_SIZE = 100  # the size of an index for path planning when nothing gives one
 LINE_LENGTH = 88  # ruff's default, so the source is clean under a default configuration
 INDENT = "    "
 
@@ -91,9 +91,9 @@ class Generator:
         try:
             # Sizes to plan with: those given, the rest made consistent (one size for the
             # letters on an axis); the code itself reads sizes from its arguments.
-            _, planned = unified_shapes(postorder(*roots), dims, DEFAULT_SIZE, shapes)
+            _, planned = unified_shapes(postorder(*roots), dims, PLANNING_SIZE, shapes)
             planned.update(shapes)
-            self.plan = make_plan(roots, outs, planned, dims, default_size=DEFAULT_SIZE)
+            self.plan = make_plan(roots, outs, planned, dims, default_size=PLANNING_SIZE)
         except UnsizedIndexError as error:
             raise CodegenError(str(error)) from None
         except EvaluationError as error:

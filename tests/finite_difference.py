@@ -1,6 +1,7 @@
 """Central finite differences of index expressions, the numeric reference for derivative tests.
 
-`numeric_derivative` perturbs one element of a variable array at a time and evaluates the
+`numeric_derivative` perturbs one element of a variable array at a time (with the
+library's `central_difference`, which `indexcalc check` uses too) and evaluates the
 expression with `indexcalc.evaluate`, so the reference shares nothing with the symbolic
 differentiator but the evaluator. `assert_derivative_matches` compares `indexcalc.diff`
 against it.
@@ -13,8 +14,7 @@ from collections.abc import Mapping
 import numpy as np
 
 import indexcalc as ic
-
-RELATIVE_STEP = 1e-6
+from indexcalc.check import central_difference
 
 
 def numeric_derivative(
@@ -47,21 +47,11 @@ def numeric_derivative(
         with ``out = out + derivative indices``.
     """
     point = {name: np.array(value, dtype=np.float64) for name, value in arrays.items()}
-    base = point[variable]
 
-    def value_at(perturbed: np.ndarray) -> np.ndarray:
-        values = {**point, variable: perturbed}
+    def value_at(values: Mapping[str, np.ndarray]) -> np.ndarray:
         return np.asarray(ic.evaluate(expr, values, out=out or None, dims=dims, var=var))
 
-    value_shape = value_at(base).shape
-    result = np.empty(value_shape + base.shape)
-    for position in np.ndindex(base.shape):
-        step = RELATIVE_STEP * max(1.0, abs(float(base[position])))
-        up, down = base.copy(), base.copy()
-        up[position] += step
-        down[position] -= step
-        result[(Ellipsis, *position)] = (value_at(up) - value_at(down)) / (2 * step)
-    return result
+    return central_difference(value_at, point, variable)
 
 
 def derivative_indices(wrt: str) -> str:
