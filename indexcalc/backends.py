@@ -1,5 +1,6 @@
 """Array backends: the few array operations a compiled plan performs, per library.
 
+`Backend` holds the steps every library shares, built from a few primitives.
 `NumpyBackend` is the default and the fast path: pairwise contractions run as ``@``,
 ``tensordot`` or ``einsum`` in the order opt_einsum plans. `ArrayApiBackend` serves JAX,
 PyTorch, CuPy and dask: contractions go through opt_einsum's backend dispatch and
@@ -57,7 +58,7 @@ def library_of(value) -> str:
     return "numpy"
 
 
-def resolve(requested: str, arrays: dict[str, object]) -> NumpyBackend:
+def resolve(requested: str, arrays: dict[str, object]) -> Backend:
     """The backend for these arrays, given what the caller asked for."""
     if requested not in BACKENDS:
         raise EvaluationError(f"unknown backend {requested!r}; choose one of {', '.join(BACKENDS)}")
@@ -86,7 +87,127 @@ def _describe(libraries: dict[str, str]) -> str:
     return ", ".join(f"{name}: {lib}" for name, lib in sorted(libraries.items()))
 
 
-class NumpyBackend:
+class Backend:
+    """What a compiled plan needs from an array library. Subclasses give the primitives
+    (reading arrays, constants, permutations, einsum, elementwise functions, the cheapest
+    pairwise contraction); the steps built from them are shared here."""
+
+    name: str
+
+    # -- primitives -----------------------------------------------------------------------
+
+    def prepare(self, name: str, value, rank: int):
+        """The input `value` for tensor `name` as this library's array, checked."""
+        raise NotImplementedError
+
+    def key(self, arrays: Sequence) -> tuple:
+        """What a plan depends on: the arrays' shapes and dtypes (and device)."""
+        raise NotImplementedError
+
+    def scalar(self, value):
+        """A 0-d array of this library."""
+        raise NotImplementedError
+
+    def constant(self, array: np.ndarray, like: Sequence) -> Callable:
+        raise NotImplementedError
+
+    def unify(self, arrays: list) -> list:
+        raise NotImplementedError
+
+    def copy(self, a):
+        raise NotImplementedError
+
+    def broadcast_copy(self, shape: tuple[int, ...]) -> Callable:
+        raise NotImplementedError
+
+    def broadcast_to(self, a, shape):
+        raise NotImplementedError
+
+    def permute(self, order: tuple[int, ...], final: bool = False) -> Callable:
+        raise NotImplementedError
+
+    def function(self, name: str) -> Callable:
+        raise NotImplementedError
+
+    def einsum(self, spec: str) -> Callable:
+        raise NotImplementedError
+
+    def single(self, subscript: str, output: str) -> Callable:
+        raise NotImplementedError
+
+    def pair(self, left: str, right: str, output: str) -> Callable:
+        raise NotImplementedError
+
+    def add_to_diagonal(self, align: Callable, value: float) -> Callable:
+        raise NotImplementedError
+
+    def embedder(self, reduced: str, full: str, shape: tuple[int, ...]) -> Callable:
+        raise NotImplementedError
+
+    # -- steps built from the primitives --------------------------------------------------
+
+    def contraction(self, subscripts: Sequence[str], path: Sequence) -> Callable:
+        """Contract arrays with these subscripts along the planned `path` (see
+        `plan.Contract`); each pairwise step runs as the cheapest call, without per-call
+        dispatch."""
+        if not subscripts:
+            one = self.scalar(1.0)
+            return lambda: one
+        if not path:
+            return identity
+        live = list(subscripts)
+        program = []
+        for positions, result in path:
+            taken = [live[p] for p in positions]
+            for p in reversed(positions):
+                del live[p]
+            if len(taken) == 1:
+                run = self.single(taken[0], result)
+            elif len(taken) == 2:
+                run = self.pair(taken[0], taken[1], result)
+            else:
+                run = self.einsum(f"{','.join(taken)}->{result}")
+            program.append((positions, run))
+            live.append(result)
+        if len(program) == 1:
+            return program[0][1]  # its positions are all the operands, in order
+        if len(subscripts) == 3 and len(program) == 2:
+            (i, j), first = program[0]
+            second = program[1][1]
+            (k,) = set(range(3)) - {i, j}
+            return lambda *a: second(a[k], first(a[i], a[j]))
+
+        def contract(*arrays):
+            values = list(arrays)
+            for positions, run in program:
+                taken = [values[p] for p in positions]
+                for p in reversed(positions):
+                    del values[p]
+                values.append(run(*taken))
+            return values[-1]
+
+        return contract
+
+    def reindex(self, spec: str, final: bool = False) -> Callable:
+        """One operand's axes rearranged: a permutation (a view, or a contiguous copy when
+        `final`), or a diagonal."""
+        source, target = spec.split("->")
+        if len(set(source)) == len(source) and sorted(source) == sorted(target):
+            return self.permute(tuple(source.index(c) for c in target), final)
+        return self.einsum(spec)
+
+    def broadcaster(self, carried: str, full: str, shape: tuple[int, ...]) -> Callable:
+        """Insert axes for kept indices no operand carries (a δ_ii kept as ones)."""
+        if carried == full:
+            return identity
+        positions = [full.index(c) for c in carried]
+        order = sorted(range(len(carried)), key=lambda k: positions[k])
+        index = tuple(slice(None) if c in carried else None for c in full)
+        transpose = self.permute(tuple(order)) if order != list(range(len(order))) else identity
+        return lambda a: self.broadcast_to(transpose(a)[index], shape)
+
+
+class NumpyBackend(Backend):
     """NumPy, planned down to the cheapest call per contraction step."""
 
     name = "numpy"
@@ -143,48 +264,6 @@ class NumpyBackend:
     def einsum(self, spec: str) -> Callable:
         return lambda *arrays: np.einsum(spec, *arrays)
 
-    def contraction(self, subscripts: Sequence[str], path: Sequence) -> Callable:
-        """Contract arrays with these subscripts along the planned `path` (see
-        `plan.Contract`); each pairwise step runs as the cheapest call, without per-call
-        dispatch."""
-        if not subscripts:
-            one = self.scalar(1.0)
-            return lambda: one
-        if not path:
-            return identity
-        live = list(subscripts)
-        program = []
-        for positions, result in path:
-            taken = [live[p] for p in positions]
-            for p in reversed(positions):
-                del live[p]
-            if len(taken) == 1:
-                run = self.single(taken[0], result)
-            elif len(taken) == 2:
-                run = self.pair(taken[0], taken[1], result)
-            else:
-                run = self.einsum(f"{','.join(taken)}->{result}")
-            program.append((positions, run))
-            live.append(result)
-        if len(program) == 1:
-            return program[0][1]  # its positions are all the operands, in order
-        if len(subscripts) == 3 and len(program) == 2:
-            (i, j), first = program[0]
-            second = program[1][1]
-            (k,) = set(range(3)) - {i, j}
-            return lambda *a: second(a[k], first(a[i], a[j]))
-
-        def contract(*arrays):
-            values = list(arrays)
-            for positions, run in program:
-                taken = [values[p] for p in positions]
-                for p in reversed(positions):
-                    del values[p]
-                values.append(run(*taken))
-            return values[-1]
-
-        return contract
-
     def add_to_diagonal(self, align: Callable, value: float) -> Callable:
         """A new matrix: the input plus `value` on its diagonal."""
 
@@ -194,14 +273,6 @@ class NumpyBackend:
             return result
 
         return add
-
-    def reindex(self, spec: str, final: bool = False) -> Callable:
-        """One operand's axes rearranged: a permutation (a view, or a contiguous copy when
-        `final`), or a diagonal."""
-        source, target = spec.split("->")
-        if len(set(source)) == len(source) and sorted(source) == sorted(target):
-            return self.permute(tuple(source.index(c) for c in target), final)
-        return self.einsum(spec)
 
     def single(self, subscript: str, output: str) -> Callable:
         if subscript == output:
@@ -254,16 +325,6 @@ class NumpyBackend:
 
     # -- deltas ---------------------------------------------------------------------------
 
-    def broadcaster(self, carried: str, full: str, shape: tuple[int, ...]) -> Callable:
-        """Insert axes for kept indices no operand carries (a δ_ii kept as ones)."""
-        if carried == full:
-            return identity
-        positions = [full.index(c) for c in carried]
-        order = sorted(range(len(carried)), key=lambda k: positions[k])
-        index = tuple(slice(None) if c in carried else None for c in full)
-        transpose = self.permute(tuple(order)) if order != list(range(len(order))) else identity
-        return lambda a: self.broadcast_to(transpose(a)[index], shape)
-
     def broadcast_to(self, a, shape):
         return np.broadcast_to(a, shape)
 
@@ -281,7 +342,7 @@ class NumpyBackend:
         return embed
 
 
-class ArrayApiBackend(NumpyBackend):
+class ArrayApiBackend(Backend):
     """JAX, PyTorch, CuPy or dask through opt_einsum's dispatch and the array API."""
 
     def __init__(self, name: str, arrays: dict[str, object]):

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from .diff import diff
+from .dispatch import Pass
 from .errors import EvaluationError, IndexCalcError, UnsizedIndexError
 from .expr import Derivative, Expr, Tensor, deep_recursion
 from .functions import FUNCTIONS
@@ -67,7 +68,7 @@ class CodegenError(IndexCalcError):
 
 
 @dataclass(frozen=True)
-class Value:
+class Operand:
     """A computed array in the generated code: its source (a name, ``name.T`` or a
     literal) and the index of each of its axes."""
 
@@ -75,9 +76,13 @@ class Value:
     axes: tuple[str, ...]
 
 
-class Generator:
+class Generator(Pass):
     """Prints the plan computing `roots` (see `indexcalc.plan`) as the body of one function:
-    one temporary per step, sizes read from the arguments' shapes."""
+    one temporary per step, sizes read from the arguments' shapes; one rule per kind of
+    step."""
+
+    prefix = "_print_"
+    description = "code generation"
 
     def __init__(
         self,
@@ -144,11 +149,7 @@ class Generator:
 
     def print_step(self, step: Step) -> str:
         """The step's value: a name or a literal to use inline, after any lines it needs."""
-        method = getattr(self, f"_print_{type(step.operation).__name__}", None)
-        if method is None:
-            raise CodegenError(f"code generation has no rule for the plan step {step.operation}")
-        inputs = [self.codes[k] for k in step.inputs]
-        return method(step.operation, *inputs)
+        return self.dispatch(step.operation, *[self.codes[k] for k in step.inputs])
 
     def _print_Argument(self, operation: Argument) -> str:
         return operation.name
@@ -178,7 +179,7 @@ class Generator:
     def _print_Reindex(self, operation: Reindex, code: str) -> str:
         source, target = operation.spec.split("->")
         if len(set(source)) == len(source) and sorted(source) == sorted(target):
-            permuted = align(Value(code, tuple(source)), tuple(target))
+            permuted = align(Operand(code, tuple(source)), tuple(target))
             if operation.final:
                 return self.assign(f"np.ascontiguousarray({permuted})")
             return permuted if _is_atom(permuted) else self.assign(permuted)
@@ -188,9 +189,9 @@ class Generator:
         return self.assign(FUNCTIONS[operation.function].source.format(code))
 
     def _print_Raise(self, operation: Raise, base: str, power: str | None = None) -> str:
-        base_code = align(Value(base, operation.base[0]), operation.base[1])
+        base_code = align(Operand(base, operation.base[0]), operation.base[1])
         if operation.exponent is None:
-            power_code = align(Value(power, operation.power[0]), operation.power[1])
+            power_code = align(Operand(power, operation.power[0]), operation.power[1])
             return self.assign(f"np.power({base_code}, {power_code})")
         exponent = operation.exponent
         literal = number(Fraction(exponent)) if exponent >= 0 else repr(float(exponent))
@@ -199,7 +200,7 @@ class Generator:
     def _print_Add(self, operation: Add, *terms: str) -> str:
         code = ""
         for k, ((axes, target), term) in enumerate(zip(operation.terms, terms, strict=True)):
-            text = align(Value(term, axes), target)
+            text = align(Operand(term, axes), target)
             if k == 0:
                 code = text
             elif text.startswith("-") and _is_atom(text[1:]):
@@ -209,7 +210,7 @@ class Generator:
         return self.assign(code)
 
     def _print_AddToDiagonal(self, operation: AddToDiagonal, code: str) -> str:
-        aligned = align(Value(code, operation.align[0]), operation.align[1])
+        aligned = align(Operand(code, operation.align[0]), operation.align[1])
         name = self.assign(f"np.array({aligned}, dtype=np.result_type({code}, 1.0))")
         self.lines.append(f'np.einsum("ii->i", {name})[...] += {number(operation.value)}')
         return name
@@ -238,7 +239,7 @@ class Generator:
             code, produced = step(taken, result)
             if produced != result:
                 code = align(
-                    Value(code if _is_atom(code) else f"({code})", tuple(produced)), tuple(result)
+                    Operand(code if _is_atom(code) else f"({code})", tuple(produced)), tuple(result)
                 )
             if number_ < len(operation.path) - 1:
                 code = self.assign(code)
@@ -250,7 +251,7 @@ class Generator:
 
     def _print_Broadcast(self, operation: Broadcast, code: str) -> str:
         carried, full = tuple(operation.carried), tuple(operation.full)
-        aligned = align(Value(code, carried), full) if carried else code
+        aligned = align(Operand(code, carried), full) if carried else code
         return self.assign(f"np.broadcast_to({aligned}, {self.shape(operation.shape)})")
 
     def _print_Embed(self, operation: Embed, code: str) -> str:
@@ -320,8 +321,8 @@ def step(operands: list[tuple[str, str]], output: str) -> tuple[str, str]:
         axes = ls + "".join(c for c in rs if c not in ls)
         if len(output) == len(axes) and set(output) == set(axes):
             axes = output
-        left_code = align(Value(left, tuple(ls)), tuple(axes))
-        right_code = align(Value(right, tuple(rs)), tuple(axes))
+        left_code = align(Operand(left, tuple(ls)), tuple(axes))
+        right_code = align(Operand(right, tuple(rs)), tuple(axes))
         return f"{left_code} * {right_code}", axes
     if shared & set(output):
         return einsum(operands, output)
@@ -360,7 +361,7 @@ def transposed(code: str) -> str:
     return code[:-2] if code.endswith(".T") else f"{code}.T"
 
 
-def align(value: Value, target: Sequence[str]) -> str:
+def align(value: Operand, target: Sequence[str]) -> str:
     """Source of `value` with its axes permuted and expanded to broadcast against `target`."""
     axes = value.axes
     target = tuple(target)

@@ -15,7 +15,8 @@ from functools import reduce
 
 import numpy as np
 
-from .backends import BACKENDS, NumpyBackend, identity, resolve
+from .backends import BACKENDS, Backend, identity, resolve
+from .dispatch import Pass
 from .errors import EvaluationError, IndexCalcError
 from .expr import Derivative, Expr, Tensor, deep_recursion
 from .plan import (
@@ -52,7 +53,7 @@ class Program:
     no planning."""
 
     def __init__(
-        self, plan: Plan, backend: NumpyBackend, names: Sequence[str], like: list, several: bool
+        self, plan: Plan, backend: Backend, names: Sequence[str], like: list, several: bool
     ):
         self.plan = plan
         self.cost = plan.cost
@@ -73,8 +74,9 @@ class Program:
         for k, slot in last_use.items():
             if k not in kept:
                 done_after.setdefault(slot, []).append(k)
+        calls = StepCalls(backend, like)
         self.program = [
-            (slot, call(step, backend, like), step.inputs, tuple(done_after.get(slot, ())))
+            (slot, calls(step), step.inputs, tuple(done_after.get(slot, ())))
             for slot, step in enumerate(plan.steps)
             if not isinstance(step.operation, Argument)
         ]
@@ -108,26 +110,42 @@ class Program:
         return values[self.results]
 
 
-def call(step: Step, backend: NumpyBackend, like: list) -> Callable:
-    """The call that computes one step of the plan with this backend."""
-    operation = step.operation
-    if isinstance(operation, Constant):
+class StepCalls(Pass):
+    """The call that computes each kind of plan step with one backend: one rule per step."""
+
+    prefix = "_call_"
+    description = "evaluation"
+
+    def __init__(self, backend: Backend, like: list):
+        self.backend = backend
+        self.like = like  # the input arrays, whose library and dtype constants take
+
+    def __call__(self, step: Step) -> Callable:
+        return self.dispatch(step.operation)
+
+    def _call_Constant(self, operation: Constant) -> Callable:
         constant = operation.value
         return lambda: constant
-    if isinstance(operation, LeviCivita):
-        return backend.constant(np.einsum(operation.spec, levi_civita(operation.rank)), like)
-    if isinstance(operation, Reindex):
-        return backend.reindex(operation.spec, operation.final)
-    if isinstance(operation, Apply):
-        return backend.function(operation.function)
-    if isinstance(operation, Raise):
+
+    def _call_LeviCivita(self, operation: LeviCivita) -> Callable:
+        array = np.einsum(operation.spec, levi_civita(operation.rank))
+        return self.backend.constant(array, self.like)
+
+    def _call_Reindex(self, operation: Reindex) -> Callable:
+        return self.backend.reindex(operation.spec, operation.final)
+
+    def _call_Apply(self, operation: Apply) -> Callable:
+        return self.backend.function(operation.function)
+
+    def _call_Raise(self, operation: Raise) -> Callable:
         align_base = _aligner(*operation.base)
         if operation.exponent is not None:
             exponent = operation.exponent
             return lambda b: align_base(b) ** exponent
         align_power = _aligner(*operation.power)
         return lambda b, e: align_base(b) ** align_power(e)
-    if isinstance(operation, Add):
+
+    def _call_Add(self, operation: Add) -> Callable:
         aligners = [_aligner(*terms) for terms in operation.terms]
         if len(aligners) == 2:
             first, second = aligners
@@ -135,38 +153,40 @@ def call(step: Step, backend: NumpyBackend, like: list) -> Callable:
         return lambda *terms: reduce(
             operator.add, (a(t) for a, t in zip(aligners, terms, strict=True))
         )
-    if isinstance(operation, AddToDiagonal):
-        return backend.add_to_diagonal(_aligner(*operation.align), operation.value)
-    if isinstance(operation, Multiply):
+
+    def _call_AddToDiagonal(self, operation: AddToDiagonal) -> Callable:
+        return self.backend.add_to_diagonal(_aligner(*operation.align), operation.value)
+
+    def _call_Multiply(self, operation: Multiply) -> Callable:
         return lambda *values: reduce(operator.mul, values)
-    if isinstance(operation, Contract):
-        return _contraction(operation, backend, like)
-    if isinstance(operation, Broadcast):
-        shape = tuple(d.value for d in operation.shape)
-        return backend.broadcaster(operation.carried, operation.full, shape)
-    if isinstance(operation, Embed):
-        shape = tuple(d.value for d in operation.shape)
-        return backend.embedder(operation.reduced, operation.full, shape)
-    if isinstance(operation, Fill):
-        return backend.broadcast_copy(tuple(d.value for d in operation.shape))
-    if isinstance(operation, Copy):
-        return backend.copy
-    raise IndexCalcError(f"evaluation has no rule for the plan step {operation!r}")
 
+    def _call_Contract(self, operation: Contract) -> Callable:
+        if operation.subscripts:
+            contraction = self.backend.contraction(operation.subscripts, operation.path)
+        else:  # a product of δs and numbers: ones in the arrays' dtype, not float64's
+            contraction = self.backend.constant(np.ones(()), self.like)
+        factor = operation.coefficient
+        for dim in operation.dims:
+            factor *= dim.value
+        if factor == 1:
+            return contraction
+        if operation.scaled is not None:
+            return _scaled(contraction, operation.scaled, len(operation.subscripts), factor)
+        return lambda *arrays: contraction(*arrays) * factor
 
-def _contraction(operation: Contract, backend: NumpyBackend, like: list) -> Callable:
-    if operation.subscripts:
-        contraction = backend.contraction(operation.subscripts, operation.path)
-    else:  # a product of δs and numbers: ones in the arrays' dtype, not float64's
-        contraction = backend.constant(np.ones(()), like)
-    factor = operation.coefficient
-    for dim in operation.dims:
-        factor *= dim.value
-    if factor == 1:
-        return contraction
-    if operation.scaled is not None:
-        return _scaled(contraction, operation.scaled, len(operation.subscripts), factor)
-    return lambda *arrays: contraction(*arrays) * factor
+    def _call_Broadcast(self, operation: Broadcast) -> Callable:
+        shape = tuple(d.value for d in operation.shape)
+        return self.backend.broadcaster(operation.carried, operation.full, shape)
+
+    def _call_Embed(self, operation: Embed) -> Callable:
+        shape = tuple(d.value for d in operation.shape)
+        return self.backend.embedder(operation.reduced, operation.full, shape)
+
+    def _call_Fill(self, operation: Fill) -> Callable:
+        return self.backend.broadcast_copy(tuple(d.value for d in operation.shape))
+
+    def _call_Copy(self, operation: Copy) -> Callable:
+        return self.backend.copy
 
 
 class Compiled:

@@ -24,6 +24,7 @@ import numpy as np
 import opt_einsum
 
 from .algebra import shared_algebra
+from .dispatch import Pass
 from .errors import EvaluationError, UnsizedIndexError
 from .expr import (
     Delta,
@@ -226,7 +227,7 @@ class Plan:
 
 
 @dataclass
-class Value:
+class Planned:
     """What planning knows about a node's array: its axes and their sizes."""
 
     slot: int
@@ -253,15 +254,19 @@ def make_plan(
     return Planner(roots, shapes, dims, default_size).plan(outs)
 
 
-class Planner:
-    """Walks the DAG once for one set of sizes and records the steps."""
+class Planner(Pass):
+    """Walks the DAG once for one set of sizes and records the steps: one rule per node
+    kind."""
+
+    prefix = "_plan_"
+    description = "planning"
 
     def __init__(self, roots, shapes, dims, default_size):
         self.roots = list(roots)
         self.shapes = {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
         self.default_size = default_size
         self.steps: list[Step] = []
-        self.values: dict[Expr, Value] = {}
+        self.values: dict[Expr, Planned] = {}
         self.arguments: dict[str, int] = {}
         self.dims = dict(dims)
         self.sources = index_sources(self.roots, dims)
@@ -288,25 +293,23 @@ class Planner:
             and all(_carries_a_matrix(u) for u in users.get(node, []))
         }
         canonical = shared_algebra().form.canonical
-        seen: dict[bytes, tuple[Value, tuple[str, ...]]] = {}
+        seen: dict[bytes, tuple[Planned, tuple[str, ...]]] = {}
         has_delta: dict[Expr, bool] = {}
         for node in nodes:
             if node in self.diagonal_terms or (isinstance(node, Delta) and node not in alone):
                 has_delta[node] = True
                 continue
-            if isinstance(node, Derivative):
-                raise EvaluationError(f"carry out the comma derivative {node} before planning")
             has_delta[node] = isinstance(node, Delta) or any(has_delta[c] for c in node.children)
             # A δ's sizes may come from dims rather than arrays: share only δ-free nodes,
             # whose sizes the arrays fix through the skeleton.
             if has_delta[node] or isinstance(node, Number):
-                self.values[node] = getattr(self, f"_plan_{type(node).__name__}")(node)
+                self.values[node] = self.dispatch(node)
                 continue
             skeleton, names = canonical(node)
             if skeleton in seen:
                 self.values[node] = self.renamed(*seen[skeleton], names)
                 continue
-            value = getattr(self, f"_plan_{type(node).__name__}")(node)
+            value = self.dispatch(node)
             self.values[node] = value
             seen[skeleton] = (value, names)
         results = tuple(
@@ -353,7 +356,9 @@ class Planner:
                 return Dim(value, source)
         raise UnsizedIndexError(index, unsized_where(candidates, where))
 
-    def renamed(self, value: Value, names: tuple[str, ...], new_names: tuple[str, ...]) -> Value:
+    def renamed(
+        self, value: Planned, names: tuple[str, ...], new_names: tuple[str, ...]
+    ) -> Planned:
         """A computed value seen under other index names, transposed as needed."""
         mapping = dict(zip(names, new_names, strict=True))
         axes = tuple(mapping[a] for a in value.axes)
@@ -361,11 +366,11 @@ class Planner:
         sizes = {mapping[i]: n for i, n in value.sizes.items()}
         origin = {mapping[i]: o for i, o in value.origin.items()}
         if axes == target:
-            return Value(value.slot, target, sizes, origin, value.fresh)
+            return Planned(value.slot, target, sizes, origin, value.fresh)
         slot = self.emit(Reindex(_spec(axes, target)), [value.slot])
-        return Value(slot, target, sizes, origin, value.fresh)
+        return Planned(slot, target, sizes, origin, value.fresh)
 
-    def merge_sizes(self, parts: Iterable[Value]) -> tuple[dict[str, Dim], dict[str, str]]:
+    def merge_sizes(self, parts: Iterable[Planned]) -> tuple[dict[str, Dim], dict[str, str]]:
         sizes: dict[str, Dim] = {}
         origin: dict[str, str] = {}
         for part in parts:
@@ -380,7 +385,7 @@ class Planner:
                     origin[index] = part.origin[index]
         return sizes, origin
 
-    def finish(self, value: Value, out: tuple[str, ...]) -> int:
+    def finish(self, value: Planned, out: tuple[str, ...]) -> int:
         missing = [i for i in out if i not in value.axes]
         if missing:  # a number (a vanished derivative) broadcast to the asked shape
             shape = tuple(self.dim(i, "in the output") for i in out)
@@ -391,10 +396,13 @@ class Planner:
 
     # -- nodes -------------------------------------------------------------------------
 
-    def _plan_Number(self, node: Number) -> Value:
-        return Value(self.emit(Constant(float(node.value))), (), {}, {})
+    def _plan_Derivative(self, node: Derivative) -> Planned:
+        raise EvaluationError(f"carry out the comma derivative {node} before planning")
 
-    def _plan_Tensor(self, node: Tensor) -> Value:
+    def _plan_Number(self, node: Number) -> Planned:
+        return Planned(self.emit(Constant(float(node.value))), (), {}, {})
+
+    def _plan_Tensor(self, node: Tensor) -> Planned:
         slot = self.argument(node.name)
         shape = self.shape_of(node)
         if len(shape) != len(node.indices):
@@ -414,12 +422,12 @@ class Planner:
             origin.setdefault(index, f"{node.name} (axis {axis})")
         axes = tuple(sorted(sizes))
         if node.indices == axes:
-            return Value(slot, axes, sizes, origin, fresh=False)
-        return Value(
+            return Planned(slot, axes, sizes, origin, fresh=False)
+        return Planned(
             self.emit(Reindex(_spec(node.indices, axes)), [slot]), axes, sizes, origin, fresh=False
         )
 
-    def _plan_Delta(self, node: Delta) -> Value:
+    def _plan_Delta(self, node: Delta) -> Planned:
         """A δ on its own (∂x_i/∂x_k): built once, as an identity of the needed shape."""
         axes = tuple(sorted(set(node.indices)))
         candidates = [node.axis] if node.axis else []
@@ -427,33 +435,33 @@ class Planner:
         origin = dict.fromkeys(axes, "a δ")
         return self._contract([], axes, sizes, origin, [node], Fraction(1))
 
-    def _plan_Epsilon(self, node: Epsilon) -> Value:
+    def _plan_Epsilon(self, node: Epsilon) -> Planned:
         rank = len(node.indices)
         sizes = {i: Dim(rank) for i in node.indices}
         origin = {i: f"ε of rank {rank}" for i in node.indices}
         axes = tuple(sorted(set(node.indices)))
         self.note(rank**rank, 0)
-        return Value(
+        return Planned(
             self.emit(LeviCivita(rank, _spec(node.indices, axes))), axes, sizes, origin, False
         )
 
-    def _plan_Func(self, node: Func) -> Value:
+    def _plan_Func(self, node: Func) -> Planned:
         arg = self.values[node.arg]
         self.note(_elements(arg.sizes))
-        return Value(self.emit(Apply(node.name), [arg.slot]), arg.axes, arg.sizes, arg.origin)
+        return Planned(self.emit(Apply(node.name), [arg.slot]), arg.axes, arg.sizes, arg.origin)
 
-    def _plan_Power(self, node: Power) -> Value:
+    def _plan_Power(self, node: Power) -> Planned:
         base, exponent = self.values[node.base], self.values[node.exponent]
         sizes, origin = self.merge_sizes((base, exponent))
         axes = tuple(sorted(sizes))
         self.note(_elements(sizes))
         if isinstance(node.exponent, Number):
             raised = Raise(_scalar(node.exponent.value), (base.axes, axes))
-            return Value(self.emit(raised, [base.slot]), axes, sizes, origin)
+            return Planned(self.emit(raised, [base.slot]), axes, sizes, origin)
         raised = Raise(None, (base.axes, axes), (exponent.axes, axes))
-        return Value(self.emit(raised, [base.slot, exponent.slot]), axes, sizes, origin)
+        return Planned(self.emit(raised, [base.slot, exponent.slot]), axes, sizes, origin)
 
-    def _plan_Sum(self, node: Sum) -> Value:
+    def _plan_Sum(self, node: Sum) -> Planned:
         diagonal = [t for t in node.terms if t in self.diagonal_terms]
         terms = [t for t in node.terms if t not in self.diagonal_terms]
         parts = [self.values[t] for t in terms]
@@ -469,9 +477,9 @@ class Planner:
             value = float(_identity_scale(term))
             slot = self.emit(AddToDiagonal((from_axes, axes), value), [slot])
             from_axes = axes
-        return Value(slot, axes, sizes, origin)
+        return Planned(slot, axes, sizes, origin)
 
-    def _plan_Product(self, node: Product) -> Value:
+    def _plan_Product(self, node: Product) -> Planned:
         operands = [f for f in node.factors if not isinstance(f, (Number, Delta))]
         deltas = [f for f in node.factors if isinstance(f, Delta)]
         coefficient = Fraction(1)
@@ -486,9 +494,9 @@ class Planner:
         if not scalars:
             return value
         slots = [value.slot, *(self.values[f].slot for f in scalars)]
-        return Value(self.emit(Multiply(), slots), value.axes, value.sizes, value.origin)
+        return Planned(self.emit(Multiply(), slots), value.axes, value.sizes, value.origin)
 
-    def _contract(self, operands, out, sizes, origin, deltas, coefficient) -> Value:
+    def _contract(self, operands, out, sizes, origin, deltas, coefficient) -> Planned:
         """Contract operands, with δ indices merged first and any kept δ written at the end."""
         find = delta_classes(deltas)
         classes: dict[str, list[str]] = {}
@@ -551,7 +559,7 @@ class Planner:
         )
         fresh = not (passthrough and not embed and not parts[0].fresh)
         full_origin = {i: origin.get(i, "a δ") for i in axes}
-        return Value(slot, axes, full_sizes, full_origin, fresh)
+        return Planned(slot, axes, full_sizes, full_origin, fresh)
 
     def note_contraction(self, subscripts, output, shapes, class_size, kept_roots) -> None:
         """Count a contraction as opt_einsum's PathInfo prices it."""
