@@ -6,15 +6,18 @@ NumPy arrays.
 
 from .algebra import clear_caches
 from .check import CheckResult, check_derivatives
-from .codegen import CodegenError, codegen, codegen_value_and_grad
+from .codegen import codegen, codegen_value_and_grad
 from .compile import Compiled, compile, evaluate
 from .diff import diff
 from .errors import (
+    CodegenError,
     DefinitionError,
     DifferentiationError,
     EvaluationError,
     IndexCalcError,
     IndexNotationError,
+    MatrixFormError,
+    MissingRuleError,
     NotationWarning,
     ParseError,
     SymmetryError,
@@ -22,7 +25,7 @@ from .errors import (
     UnsizedIndexError,
 )
 from .expr import Expr, bind_operations
-from .matrix import MatrixFormError, to_matrix
+from .matrix import to_matrix
 from .printing import to_ascii, to_latex, to_text
 from .simplify import simplify
 from .syntax import parse
@@ -48,6 +51,7 @@ __all__ = [
     "IndexCalcError",
     "IndexNotationError",
     "MatrixFormError",
+    "MissingRuleError",
     "NotationWarning",
     "ParseError",
     "SymmetryError",

@@ -9,6 +9,16 @@ class IndexCalcError(Exception):
     """Base of every error caused by user input: bad notation, bad arrays, bad options."""
 
 
+class MatrixFormError(IndexCalcError):
+    """The expression has no matrix notation: a result or a tensor of rank 3 or more, ε,
+    or an index pattern that matrix products, ⊙, diag and tr cannot express."""
+
+
+class CodegenError(IndexCalcError):
+    """The expression cannot be written as a function: a tensor name that is no Python
+    identifier, a bad function name, or an index whose size nothing fixes."""
+
+
 class MissingRuleError(IndexCalcError, NotImplementedError):
     """A pass met a kind of node it has no rule for (see `indexcalc.dispatch`)."""
 

@@ -1,8 +1,9 @@
 """Expression → text: Unicode, ASCII and LaTeX printers sharing one precedence table.
 
-Each printer has one ``_print_<Node>`` method per node kind returning the text and its
-precedence; the caller adds parentheses where the precedence demands them. The Unicode
-and ASCII forms parse back to an equivalent expression.
+Each printer is a pass with one ``_print_<Node>`` rule per node kind returning the text
+and its precedence; `PrecedencePrinter`, the base of these and of the matrix printers,
+adds parentheses where the precedence demands them. The Unicode and ASCII forms parse
+back to an equivalent expression.
 """
 
 from __future__ import annotations
@@ -11,13 +12,15 @@ from collections import Counter
 from collections.abc import Iterable
 from decimal import Decimal, localcontext
 from fractions import Fraction
+from typing import Any, TypeGuard
 
+from .dispatch import Pass
 from .expr import (
     Delta,
     Derivative,
-    Epsilon,
     Expr,
     Func,
+    Indexed,
     Number,
     Power,
     Product,
@@ -34,7 +37,124 @@ from .sizes import scoped_source
 SUM, HADAMARD, NEGATION, PRODUCT, POWER, ATOM = range(6)
 
 
-class TextPrinter:
+class PrecedencePrinter(Pass):
+    """Base of the printers of index and matrix notation.
+
+    A rule returns a node's text and precedence; `wrap` puts an operand in parentheses
+    when it binds more loosely than its place needs. Formats override the building blocks
+    (`parens`, `minus`, `fraction`, `call`, …), never the rules' logic.
+    """
+
+    prefix = "_print_"
+    description = "printing"
+    minus = "-"
+
+    def __init__(self) -> None:
+        # Keyed by the node itself, which the memo keeps alive: an id() could be reused by
+        # a temporary node built while printing and return another node's text.
+        self._memo: dict[tuple, tuple[str, int]] = {}
+
+    def show(self, node: Any, *context: Any) -> tuple[str, int]:
+        """Text and precedence of `node`; `context` is what else its text depends on."""
+        context = self.narrowed(node, context)
+        key = (node, *context)
+        done = self._memo.get(key)
+        if done is None:
+            done = self.dispatch(node, *context)
+            self._memo[key] = done
+        return done
+
+    def narrowed(self, node: Any, context: tuple) -> tuple:
+        """The part of `context` that the text of `node` depends on, for a smaller memo."""
+        return context
+
+    def wrap(self, node: Any, minimum: int, *context: Any) -> str:
+        """The text of `node` as an operand whose place needs at least precedence `minimum`."""
+        text, precedence = self.show(node, *context)
+        return self.wrap_text(text, precedence, minimum)
+
+    def wrap_text(self, text: str, precedence: int, minimum: int) -> str:
+        return self.parens(text) if precedence < minimum else text
+
+    def signed_terms(self, terms: Iterable[tuple[bool, str]]) -> str:
+        """The text of a sum from (negative, text of the magnitude) of each term."""
+        parts = []
+        for k, (negative, text) in enumerate(terms):
+            if k == 0:
+                parts.append(f"{self.minus}{text}" if negative else text)
+            else:
+                parts.append(f" {self.minus} {text}" if negative else f" + {text}")
+        return "".join(parts)
+
+    # -- building blocks that formats override -------------------------------------------
+
+    def parens(self, text: str) -> str:
+        return f"({text})"
+
+    def call(self, name: str, argument: str) -> str:
+        return f"{name}{self.parens(argument)}"
+
+    def function_name(self, name: str) -> str:
+        return FUNCTIONS[name].unicode
+
+    def divide(self, numerator: str, denominator: str) -> str:
+        return f"{numerator} / {denominator}"
+
+    def fraction(self, value: Fraction) -> str:
+        return f"{value.numerator}/{value.denominator}"
+
+    def number(self, value: Fraction) -> tuple[str, int]:
+        magnitude = abs(value)
+        if magnitude.denominator == 1:
+            text, precedence = str(magnitude.numerator), ATOM
+        else:
+            decimal = decimal_text(magnitude)
+            text, precedence = (decimal, ATOM) if decimal else (self.fraction(magnitude), PRODUCT)
+        if value < 0:
+            return f"{self.minus}{text}", NEGATION
+        return text, precedence
+
+
+class AsciiFormat(PrecedencePrinter):
+    """What the ASCII printers of index and matrix notation share; listed first among a
+    printer's bases, so that it overrides the Unicode defaults."""
+
+    minus = "-"
+    hadamard = " .* "
+
+    def function_name(self, name: str) -> str:
+        return name
+
+
+class LatexFormat(PrecedencePrinter):
+    """What the LaTeX printers of index and matrix notation share; listed first among a
+    printer's bases, so that it overrides the Unicode defaults."""
+
+    minus = "-"
+    hadamard = r" \odot "
+
+    def roman(self, name: str) -> str:
+        """A name of several letters set upright, as LaTeX sets words."""
+        if len(name) > 1 and not name.startswith("\\"):
+            return rf"\mathrm{{{name}}}"
+        return name
+
+    def call(self, name: str, argument: str) -> str:
+        if name == r"\sqrt":
+            return rf"\sqrt{{{argument}}}"
+        return super().call(name, argument)
+
+    def function_name(self, name: str) -> str:
+        return FUNCTIONS[name].latex
+
+    def divide(self, numerator: str, denominator: str) -> str:
+        return rf"\frac{{{numerator}}}{{{denominator}}}"
+
+    def fraction(self, value: Fraction) -> str:
+        return rf"\frac{{{value.numerator}}}{{{value.denominator}}}"
+
+
+class TextPrinter(PrecedencePrinter):
     """Unicode Einstein notation: δ, ε, σ, ⊙, Σ."""
 
     delta = "δ"
@@ -42,13 +162,10 @@ class TextPrinter:
     hadamard = " ⊙ "
     reduction = "Σ"
     times = " "
-    minus = "-"
 
-    def __init__(self):
+    def __init__(self) -> None:
+        super().__init__()
         self._taken: set[str] = set()
-        # Keyed by the interned node itself, which the memo keeps alive: an id() could be
-        # reused by a temporary node built while printing and return another node's text.
-        self._memo: dict[tuple[Expr, frozenset[str]], tuple[str, int]] = {}
 
     def doprint(self, node: Expr) -> str:
         # Names the printer introduces are new to the whole expression: text is read back
@@ -66,23 +183,12 @@ class TextPrinter:
         self._taken.add(name)
         return name
 
-    def show(self, node: Expr, held: frozenset[str]) -> tuple[str, int]:
-        """Text and precedence of `node`; `held` are indices bound by an enclosing Σ."""
-        held = held & node.all_indices
-        key = (node, held)
-        if key not in self._memo:
-            method = getattr(self, f"_print_{type(node).__name__}")
-            self._memo[key] = method(node, held)
-        return self._memo[key]
-
-    def wrap(self, node: Expr, minimum: int, held: frozenset[str]) -> str:
-        text, precedence = self.show(node, held)
-        return self.parens(text) if precedence < minimum else text
+    def narrowed(self, node: Expr, context: tuple) -> tuple:
+        """The context is `held`, the indices bound by an enclosing Σ; those `node` uses."""
+        (held,) = context
+        return (held & node.all_indices,)
 
     # -- building blocks that formats override -------------------------------------------
-
-    def parens(self, text: str) -> str:
-        return f"({text})"
 
     def subscript(self, indices) -> str:
         indices = "".join(indices)
@@ -95,54 +201,32 @@ class TextPrinter:
         parts = ["".join(g) if len(g) == 1 else "(" + "".join(g) + ")" for g in groups]
         return f"{name}_{{{''.join(indices)},{''.join(parts)}}}"
 
-    def call(self, name: str, argument: str) -> str:
-        return f"{name}({argument})"
-
-    def function_name(self, name: str) -> str:
-        return FUNCTIONS[name].unicode
-
     def power(self, base: str, exponent: str) -> str:
         return f"{base}^{exponent}"
-
-    def divide(self, numerator: str, denominator: str) -> str:
-        return f"{numerator} / {denominator}"
 
     def sum_over(self, indices, body: str) -> str:
         indices = "".join(indices)
         script = f"_{indices}" if len(indices) == 1 else f"_{{{indices}}}"
         return f"{self.reduction}{script}({body})"
 
-    def number(self, value: Fraction) -> tuple[str, int]:
-        magnitude = abs(value)
-        if magnitude.denominator == 1:
-            text = str(magnitude.numerator)
-        else:
-            text = decimal_text(magnitude) or f"{magnitude.numerator}/{magnitude.denominator}"
-        if value < 0:
-            return f"{self.minus}{text}", NEGATION
-        return text, ATOM if "/" not in text else PRODUCT
+    def symbol(self, node: Indexed) -> str:
+        """The printed name of a leaf: a tensor's own name, or this format's δ or ε."""
+        if isinstance(node, Tensor):
+            return node.name
+        return self.delta if isinstance(node, Delta) else self.epsilon
 
     # -- nodes ---------------------------------------------------------------------------
 
     def _print_Number(self, node: Number, held):
         return self.number(node.value)
 
-    def _print_Tensor(self, node: Tensor, held):
+    def _print_Indexed(self, node: Indexed, held):
+        """A tensor, δ or ε; with a repeated index kept, its diagonal."""
         if _repeated(node.indices) - held:
             return self.diagonal(node)
-        return self.indexed(node.name, node.indices), ATOM
+        return self.indexed(self.symbol(node), node.indices), ATOM
 
-    def _print_Delta(self, node: Delta, held):
-        if _repeated(node.indices) - held:
-            return self.diagonal(node)
-        return self.indexed(self.delta, node.indices), ATOM
-
-    def _print_Epsilon(self, node: Epsilon, held):
-        if _repeated(node.indices) - held:
-            return self.diagonal(node)
-        return self.indexed(self.epsilon, node.indices), ATOM
-
-    def diagonal(self, node) -> tuple[str, int]:
+    def diagonal(self, node: Indexed) -> tuple[str, int]:
         """A tensor with a repeated index kept, e.g. diag(A)_i, as Σ_j(A_ij ⊙ δ_ij)."""
         if isinstance(node, Delta) and len(set(node.indices)) == 1:
             index = node.indices[0]  # ones over i: Σ_j δ_ij
@@ -160,11 +244,7 @@ class TextPrinter:
             else:
                 seen.add(index)
                 indices.append(index)
-        if isinstance(node, Tensor):
-            head = self.indexed(node.name, indices)
-        else:
-            head = self.indexed(self.epsilon if isinstance(node, Epsilon) else self.delta, indices)
-        body = self.hadamard.join([head, *deltas])
+        body = self.hadamard.join([self.indexed(self.symbol(node), indices), *deltas])
         return self.sum_over(extra, body), ATOM
 
     def _print_Func(self, node: Func, held):
@@ -183,15 +263,11 @@ class TextPrinter:
         return self.power(base, text), POWER
 
     def _print_Sum(self, node: Sum, held):
-        parts = []
-        for k, term in enumerate(node.terms):
+        terms = []
+        for term in node.terms:
             negative, positive = split_sign(term)
-            text = self.wrap(positive if negative else term, HADAMARD, held)
-            if k == 0:
-                parts.append(f"{self.minus}{text}" if negative else text)
-            else:
-                parts.append(f" {self.minus} {text}" if negative else f" + {text}")
-        return "".join(parts), SUM
+            terms.append((negative, self.wrap(positive if negative else term, HADAMARD, held)))
+        return self.signed_terms(terms), SUM
 
     def _print_Derivative(self, node: Derivative, held):
         groups = []
@@ -240,9 +316,6 @@ class TextPrinter:
         if coefficient < 0:
             return f"{self.minus}{self.number(-coefficient)[0]}{self.times}{body}", NEGATION
         return f"{number}{self.times}{body}", min(PRODUCT, number_precedence)
-
-    def wrap_text(self, text: str, precedence: int, minimum: int) -> str:
-        return self.parens(text) if precedence < minimum else text
 
     def product_text(self, factors: list[Expr], out: set[str], held) -> tuple[str, int]:
         """Factors as Einstein juxtaposition, with ⊙ and Σ only where the convention needs them.
@@ -345,24 +418,19 @@ class TextPrinter:
         return self.wrap(factor, POWER, held)
 
 
-class AsciiPrinter(TextPrinter):
+class AsciiPrinter(AsciiFormat, TextPrinter):
     """Plain ASCII: delta, eps, sigmoid, .*, sum."""
 
     delta = "delta"
     epsilon = "eps"
-    hadamard = " .* "
     reduction = "sum"
 
-    def function_name(self, name: str) -> str:
-        return name
 
-
-class LatexPrinter(TextPrinter):
+class LatexPrinter(LatexFormat, TextPrinter):
     """LaTeX for papers and notebooks."""
 
     delta = r"\delta"
     epsilon = r"\varepsilon"
-    hadamard = r" \odot "
     times = r" \, "
 
     def parens(self, text: str) -> str:
@@ -373,45 +441,16 @@ class LatexPrinter(TextPrinter):
         return f"_{{{indices}}}" if indices else ""
 
     def indexed(self, name: str, indices) -> str:
-        if len(name) > 1 and not name.startswith("\\"):
-            name = rf"\mathrm{{{name}}}"
-        return name + self.subscript(indices)
+        return self.roman(name) + self.subscript(indices)
 
     def comma_subscript(self, name: str, indices, groups) -> str:
-        parts = ["".join(g) if len(g) == 1 else "(" + "".join(g) + ")" for g in groups]
-        if len(name) > 1 and not name.startswith("\\"):
-            name = rf"\mathrm{{{name}}}"
-        return f"{name}_{{{''.join(indices)},{''.join(parts)}}}"
-
-    def call(self, name: str, argument: str) -> str:
-        if name == r"\sqrt":
-            return rf"\sqrt{{{argument}}}"
-        return rf"{name}\left({argument}\right)"
-
-    def function_name(self, name: str) -> str:
-        return FUNCTIONS[name].latex
+        return super().comma_subscript(self.roman(name), indices, groups)
 
     def power(self, base: str, exponent: str) -> str:
         return f"{base}^{{{exponent}}}"
 
-    def divide(self, numerator: str, denominator: str) -> str:
-        return rf"\frac{{{numerator}}}{{{denominator}}}"
-
     def sum_over(self, indices, body: str) -> str:
         return rf"\sum_{{{''.join(indices)}}} {self.parens(body)}"
-
-    def number(self, value: Fraction) -> tuple[str, int]:
-        magnitude = abs(value)
-        if magnitude.denominator == 1:
-            text = str(magnitude.numerator)
-        else:
-            text = (
-                decimal_text(magnitude)
-                or rf"\frac{{{magnitude.numerator}}}{{{magnitude.denominator}}}"
-            )
-        if value < 0:
-            return f"-{text}", NEGATION
-        return text, PRODUCT if "frac" in text else ATOM
 
 
 @deep_recursion
@@ -470,7 +509,7 @@ def _repeated(indices) -> frozenset[str]:
     return frozenset(i for i in indices if indices.count(i) > 1)
 
 
-def _is_reciprocal(node: Expr) -> bool:
+def _is_reciprocal(node: Expr) -> TypeGuard[Power]:
     return (
         isinstance(node, Power) and isinstance(node.exponent, Number) and node.exponent.value == -1
     )

@@ -15,8 +15,9 @@ import pytest
 from matrix_notation import evaluate_matrix
 
 import indexcalc as ic
-from indexcalc.expr import Product, Tensor
+from indexcalc.expr import Derivative, Product, Tensor
 from indexcalc.matrix import MatrixFormError, to_matrix
+from indexcalc.matrix.translate import Translator
 
 RNG = np.random.default_rng(8)
 
@@ -247,6 +248,74 @@ def test_matrix_form_error_is_an_indexcalc_error():
 def test_bad_options_raise_indexcalc_errors(options):
     with pytest.raises(ic.IndexCalcError):
         to_matrix(ic.parse("A_ij x_j"), **options)
+
+
+def _symmetric(matrix: np.ndarray) -> np.ndarray:
+    return matrix + matrix.T
+
+
+def test_symmetric_collects_a_matrix_with_its_transpose():
+    gradient = ic.diff("x_i A_ij x_j", "x_k")
+    assert to_matrix(gradient) == "(A + Aᵀ) x"
+    assert to_matrix(gradient, symmetric=["A"]) == "2 A x"
+    declared = ic.diff("x_i A_ij x_j", "x_k", symmetric=["A"])
+    assert to_matrix(declared, symmetric=["A"]) == "2 A x"
+    assert to_matrix(ic.diff("x_i A_ij x_j", ["x_k", "x_l"]), symmetric="A") == "2 A"
+
+
+def test_symmetric_matrix_is_written_without_a_transpose():
+    assert to_matrix("x_i A_ij") == "Aᵀ x"
+    assert to_matrix("x_i A_ij", symmetric=["A"]) == "A x"
+    assert to_matrix("A_ji B_jk", symmetric=["A"]) == "A B"
+    assert to_matrix("A_ij x_j - x_j A_ji", symmetric=["A"]) == "0"
+
+
+def test_symmetric_vector_is_still_transposed():
+    """Only a matrix equals its transpose; a vector named in `symmetric` stays a column."""
+    assert to_matrix("a_i b_i", symmetric=["a"]) == "aᵀ b"
+
+
+def test_symmetric_gradient_evaluates_by_hand_to_the_index_value():
+    expr = ic.diff("x_i A_ij x_j", "x_k")
+    assert to_matrix(expr, symmetric=["A"]) == "2 A x"
+    A, x = _symmetric(ARRAYS["A"]), ARRAYS["x"]
+    np.testing.assert_allclose(2 * A @ x, ic.evaluate(expr, A=A, x=x), rtol=1e-12)
+
+
+# (expression, exact text with A and B declared symmetric, arrays replacing the symmetric
+# A and B)
+SYMMETRIC_FORMS = [
+    (lambda: ic.diff("x_i A_ij x_j", "x_k"), "2 A x", {}),
+    (lambda: ic.diff("(x_i - z_i) A_ij (x_j - z_j)", "x_k"), "2 A (x − z)", {}),
+    (
+        lambda: ic.diff("X_ji B_jk X_ki", "X_gh"),
+        "2 B X",
+        {"B": _symmetric(RNG.standard_normal((6, 6)))},
+    ),
+    (lambda: ic.parse("A_ij B_ij"), "tr(A B)", {}),
+    (lambda: ic.parse("x_i A_ij B_jk"), "B A x", {}),
+    (lambda: ic.parse("A_ji ⊙ A_ij"), "A ⊙ A", {}),
+]
+
+
+@pytest.mark.parametrize(("build", "text", "replaced"), SYMMETRIC_FORMS)
+def test_symmetric_form_evaluates_to_the_index_value(build, text, replaced):
+    expr = build()
+    printed = to_matrix(expr, symmetric=["A", "B"])
+    assert printed == text
+    arrays = {"A": _symmetric(ARRAYS["A"]), "B": _symmetric(ARRAYS["B"]), **replaced}
+    _check_value(expr, printed, arrays)
+
+
+def test_symmetric_rank_three_tensor_is_an_error():
+    with pytest.raises(ic.SymmetryError, match="only rank-2 tensors"):
+        to_matrix("T_ijk x_j y_k", symmetric=["T"])
+
+
+def test_a_node_kind_without_a_matrix_rule_is_a_matrix_form_error():
+    derivative = Derivative(ic.parse("x_i x_i"), Tensor("x", "k"))
+    with pytest.raises(MatrixFormError, match="matrix notation has no Derivative node"):
+        Translator().translate(derivative, "k", None)
 
 
 def test_docs_examples_run():
