@@ -37,7 +37,7 @@ from .expr import (
 )
 
 # f(c) for numbers c where the value is exact.
-_FOLDS = {
+_FOLDS: dict[tuple[str, Fraction | int], Fraction | int] = {
     ("exp", 0): 1,
     ("log", 1): 0,
     ("log1p", 0): 0,
@@ -88,12 +88,12 @@ class Algebra:
                 collected[key][0] += coefficient
             else:
                 collected[key] = [coefficient, rest]
-        terms = [(c, rest) for c, rest in collected.values() if c != 0]
-        if constant == 0 and len(terms) > 1:
-            factored = self._factor_common(terms)
+        pairs: list[tuple[Fraction, Expr]] = [(c, rest) for c, rest in collected.values() if c != 0]
+        if constant == 0 and len(pairs) > 1:
+            factored = self._factor_common(pairs)
             if factored is not None:
                 return factored
-        result = [self.scale(c, rest) for c, rest in terms]
+        result = [self.scale(c, rest) for c, rest in pairs]
         result.sort(key=self._term_order)
         if constant != 0:
             result.insert(0, Number(constant))
@@ -107,22 +107,23 @@ class Algebra:
         """Σ_t c_t (C ⊙ R_t) → C ⊙ Σ_t c_t R_t when every term is a product sharing the
         factors C and that saves work: a shared summed factor (X_il X_ik once, not once per
         term), or a shared outer factor (one outer product with x_h, not one per term)."""
-        if not all(isinstance(rest, Product) for _, rest in terms):
+        products = [(c, rest) for c, rest in terms if isinstance(rest, Product)]
+        if len(products) != len(terms):
             return None
-        out = terms[0][1].out
-        if any(rest.out != out for _, rest in terms):
+        out = products[0][1].out
+        if any(rest.out != out for _, rest in products):
             return None
-        terms = self._with_aligned_dummies(terms)
-        common = Counter(terms[0][1].factors)
-        for _, rest in terms[1:]:
+        products = self._with_aligned_dummies(products)
+        common = Counter(products[0][1].factors)
+        for _, rest in products[1:]:
             common &= Counter(rest.factors)
         if not common:
             return None
-        remainders, kept = self._remainders(terms, common, out, summing=False)
+        remainders, kept = self._remainders(products, common, out, summing=False)
         if len(kept) != 1 and all(f.free <= set(out) for f in common.elements()):
             # An outer factor may also come out of terms that sum over their own indices:
             # x_q (Σ_i a_i b_p - c_p), one outer product instead of one per term.
-            remainders, kept = self._remainders(terms, common, out, summing=True)
+            remainders, kept = self._remainders(products, common, out, summing=True)
         if len(kept) != 1:
             return None
         (inner_out,) = kept
@@ -133,7 +134,9 @@ class Algebra:
         return self.multiply([*common.elements(), inner], out)
 
     @staticmethod
-    def _with_aligned_dummies(terms: list[tuple[Fraction, Product]]) -> list:
+    def _with_aligned_dummies(
+        terms: list[tuple[Fraction, Product]],
+    ) -> list[tuple[Fraction, Product]]:
         """The terms with summed indices renamed to match the first term's where that makes
         a factor common that saves a whole contraction: X_kq in X_jq B_jp + B_pk X_kq
         brings q, which B_jp + B_pj lacks, so one matrix product replaces two. A factor
@@ -152,12 +155,18 @@ class Algebra:
         return terms
 
     @staticmethod
-    def _remainders(terms, common: Counter, out, summing: bool) -> tuple[list, set]:
+    def _remainders(
+        terms: list[tuple[Fraction, Product]],
+        common: Counter[Expr],
+        out: Iterable[str],
+        summing: bool,
+    ) -> tuple[list[tuple[Fraction, list[Expr]]], set[frozenset[str]]]:
         """Each term's coefficient and factors other than `common`, and the set of the
         indices each remainder keeps: all of its indices, or with `summing` only those of
         the output or of a common factor (it sums the rest itself)."""
         reach = set(out).union(*(f.free for f in common))
-        remainders, kept = [], set()
+        remainders: list[tuple[Fraction, list[Expr]]] = []
+        kept: set[frozenset[str]] = set()
         for coefficient, rest in terms:
             left = Counter(rest.factors)
             left.subtract(common)
@@ -209,6 +218,7 @@ class Algebra:
         contracts instead of being built: Σ_i t_i (δ_ip … − …) is t_p … − Σ_i t_i …, with
         no i×p intermediate. A number term keeps the sum's indices as ones."""
         total = flat[position]
+        assert isinstance(total, Sum)  # sum_to_distribute finds only sums
         others = [Number(coefficient), *flat[:position], *flat[position + 1 :]]
         terms = []
         for term in total.terms:
@@ -305,12 +315,13 @@ class Algebra:
         """e^v ⊙ (1 + e^v)^-1 → σ(v), the form the chain rule gives for log(1 + e^v)."""
         for k, factor in enumerate(factors):
             base, exponent = _as_power(factor)
-            if exponent is None or exponent >= 0 or not _is_one_plus_exp(base):
+            exp = _exp_term(base)
+            if exponent is None or exponent >= 0 or exp is None:
                 continue
-            v = base.terms[1].arg
+            v = exp.arg
             for m, other in enumerate(factors):
                 other_base, other_exponent = _as_power(other)
-                if m == k or other_base is not base.terms[1] or other_exponent is None:
+                if m == k or other_base is not exp or other_exponent is None:
                     continue
                 if other_exponent <= 0 or not base.free <= out | _free_elsewhere(factors, k, m):
                     continue
@@ -318,7 +329,7 @@ class Algebra:
                 rest = [f for j, f in enumerate(factors) if j not in (k, m)]
                 rest.append(self.power(Func("sigmoid", v), Number(power)))
                 rest.append(self.power(base, Number(exponent + power)))
-                rest.append(self.power(base.terms[1], Number(other_exponent - power)))
+                rest.append(self.power(exp, Number(other_exponent - power)))
                 return self._merge_powers([f for f in rest if f is not ONE], out)
         return factors
 
@@ -520,14 +531,13 @@ def _take_numbers(factors: list[Expr]) -> Fraction:
     return value
 
 
-def _is_one_plus_exp(node: Expr) -> bool:
-    return (
-        isinstance(node, Sum)
-        and len(node.terms) == 2
-        and node.terms[0] is ONE
-        and isinstance(node.terms[1], Func)
-        and node.terms[1].name == "exp"
-    )
+def _exp_term(node: Expr) -> Func | None:
+    """e^v if `node` is 1 + e^v, else None."""
+    if isinstance(node, Sum) and len(node.terms) == 2 and node.terms[0] is ONE:
+        exp = node.terms[1]
+        if isinstance(exp, Func) and exp.name == "exp":
+            return exp
+    return None
 
 
 def _free_elsewhere(factors: list[Expr], *skip: int) -> frozenset[str]:

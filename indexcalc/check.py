@@ -193,7 +193,8 @@ def central_difference(
         difference = np.asarray(function({**arrays, name: up})) - np.asarray(
             function({**arrays, name: down})
         )
-        result[(Ellipsis, *position)] = difference / (2 * step)
+        index = (Ellipsis, *position)
+        result[index] = difference / (2 * step)
     return result
 
 

@@ -192,7 +192,8 @@ def parse_literal(text: str) -> np.ndarray:
     and, as NumPy prints them, separated by spaces only (``[[1. 2.] [3. 4.]]``); they are
     rewritten as JSON before `json.loads` reads the structure.
     """
-    pieces, position = [], 0
+    pieces: list[str] = []
+    position = 0
     while position < len(text.rstrip()):
         match = _LITERAL_TOKEN.match(text, position)
         if match is None:
@@ -208,7 +209,7 @@ def parse_literal(text: str) -> np.ndarray:
         position = match.end()
     try:
         value = json.loads("".join(pieces))
-    except ValueError as error:
+    except json.JSONDecodeError as error:
         raise InputError(
             f"{text!r} is not a number or a list of numbers ({error.msg.lower()}); "
             "write it like 2.5, [1,2,3] or [[1,2],[3,4]]"
@@ -344,7 +345,7 @@ def run_symbolic(args: argparse.Namespace) -> int:
         return EXIT_OK
     if args.format == "matrix":
         try:
-            write(ic.to_matrix(result, format=_matrix_style()))
+            write(ic.to_matrix(result, format=_matrix_style(), symmetric=symmetric))
         except ic.MatrixFormError as error:
             write(render(result, "unicode"))
             print(f"indexcalc: note: no matrix form: {error}", file=sys.stderr)

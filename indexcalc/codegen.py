@@ -27,7 +27,7 @@ from fractions import Fraction
 
 from .diff import diff
 from .dispatch import Pass
-from .errors import EvaluationError, IndexCalcError, UnsizedIndexError
+from .errors import CodegenError, EvaluationError, UnsizedIndexError
 from .expr import Derivative, Expr, Tensor, deep_recursion
 from .functions import FUNCTIONS
 from .plan import (
@@ -62,11 +62,6 @@ INDENT = "    "
 _RESERVED = {"np", "itertools"}
 
 
-class CodegenError(IndexCalcError):
-    """The expression cannot be written as a function: a tensor name that is no Python
-    identifier, a bad function name, or an index whose size nothing fixes."""
-
-
 @dataclass(frozen=True)
 class Operand:
     """A computed array in the generated code: its source (a name, ``name.T`` or a
@@ -97,7 +92,7 @@ class Generator(Pass):
             # Sizes to plan with: those given, the rest made consistent (one size for the
             # letters on an axis); the code itself reads sizes from its arguments.
             _, planned = unified_shapes(postorder(*roots), dims, PLANNING_SIZE, shapes)
-            planned.update(shapes)
+            planned.update((name, tuple(shape)) for name, shape in shapes.items())
             self.plan = make_plan(roots, outs, planned, dims, default_size=PLANNING_SIZE)
         except UnsizedIndexError as error:
             raise CodegenError(str(error)) from None
@@ -190,10 +185,11 @@ class Generator(Pass):
 
     def _print_Raise(self, operation: Raise, base: str, power: str | None = None) -> str:
         base_code = align(Operand(base, operation.base[0]), operation.base[1])
-        if operation.exponent is None:
+        exponent = operation.exponent
+        if exponent is None:
+            assert operation.power is not None and power is not None  # the exponent is an input
             power_code = align(Operand(power, operation.power[0]), operation.power[1])
             return self.assign(f"np.power({base_code}, {power_code})")
-        exponent = operation.exponent
         literal = number(Fraction(exponent)) if exponent >= 0 else repr(float(exponent))
         return self.assign(f"{_operand(base_code)}**{literal}")
 
@@ -335,8 +331,9 @@ def step(operands: list[tuple[str, str]], output: str) -> tuple[str, str]:
         if len(rs) == 2 and rs[0] != c:
             right = transposed(right)
         return f"{left} @ {right}", rest
-    axes = (_list(ls.index(c) for c in summed), _list(rs.index(c) for c in summed))
-    return f"np.tensordot({left}, {right}, axes=({axes[0]}, {axes[1]}))", rest
+    left_axes = _list(ls.index(c) for c in summed)
+    right_axes = _list(rs.index(c) for c in summed)
+    return f"np.tensordot({left}, {right}, axes=({left_axes}, {right_axes}))", rest
 
 
 def single(code: str, subscripts: str, output: str) -> tuple[str, str]:

@@ -85,7 +85,7 @@ class Program:
         self.scalars = [k for k, out in enumerate(plan.outs) if not out]
         self.scalar = backend.scalar
 
-    def run(self, arrays: Sequence[Array]):
+    def run(self, arrays: Sequence[object]):
         """Run on the input arrays, given in the order of the compiled names; several
         results come back as a tuple."""
         values: list = [None] * self.size
@@ -139,7 +139,7 @@ class StepCalls(Pass):
 
     def _call_Raise(self, operation: Raise) -> Callable:
         align_base = _aligner(*operation.base)
-        if operation.exponent is not None:
+        if operation.power is None:  # a number exponent
             exponent = operation.exponent
             return lambda b: align_base(b) ** exponent
         align_power = _aligner(*operation.power)
@@ -205,7 +205,7 @@ class Compiled:
         backend: str = "numpy",
     ):
         self.several = not isinstance(expr, Expr)
-        roots = list(expr) if self.several else [expr]
+        roots = [expr] if isinstance(expr, Expr) else list(expr)
         if not roots:
             raise EvaluationError("nothing to compile: the list of expressions is empty")
         for k, root in enumerate(roots):
@@ -333,9 +333,9 @@ def _scaled(contraction, position: int, count: int, factor):
         return lambda a, b: contraction(a, b * factor)
 
     def run(*arrays):
-        arrays = list(arrays)
-        arrays[position] = arrays[position] * factor
-        return contraction(*arrays)
+        scaled = list(arrays)
+        scaled[position] = scaled[position] * factor
+        return contraction(*scaled)
 
     return run
 

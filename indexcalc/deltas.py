@@ -29,17 +29,14 @@ def sum_to_distribute(factors: list[Expr], out: frozenset[str]) -> int | None:
     return None
 
 
-def _contracts(delta: Expr, factors: list[Expr], summed) -> bool:
+def _contracts(delta: Expr, factors: list[Expr], summed: frozenset[str]) -> bool:
     """Whether `delta` (if it is a δ) can rename a summed index of its away in `factors`."""
     if not isinstance(delta, Delta) or len(set(delta.indices)) < 2:
         return False
+    others = [f for f in factors if f is not delta]
     for old in set(delta.indices) & summed:
         new = next(i for i in delta.indices if i != old)
-        if all(
-            replace_index(f, old, new) is not None
-            for f in factors
-            if f is not delta and old in f.free
-        ):
+        if _replace_in_all(others, old, new) is not None:
             return True
     return False
 
@@ -84,6 +81,18 @@ def replace_index(node: Expr, old: str, new: str) -> Expr | None:
     return None
 
 
+def _replace_in_all(factors: list[Expr], old: str, new: str) -> list[Expr] | None:
+    """`factors` with free index `old` renamed to `new` in each, or None if one can not take
+    it (see `replace_index`)."""
+    replaced = []
+    for factor in factors:
+        renamed = replace_index(factor, old, new) if old in factor.free else factor
+        if renamed is None:
+            return None
+        replaced.append(renamed)
+    return replaced
+
+
 def normal_delta(indices: Iterable[str], axis=None) -> Delta:
     """δ with repeated indices dropped: δ_iij = δ_ij. δ_ii stays (ones on the diagonal)."""
     indices = tuple(indices)
@@ -116,8 +125,8 @@ def _contract_one(factors: list[Expr], out: frozenset[str]) -> list[Expr] | None
             if old in out:
                 continue
             new = next(i for i in distinct if i != old)
-            replaced = [replace_index(f, old, new) if old in f.free else f for f in others]
-            if any(r is None for r in replaced):
+            replaced = _replace_in_all(others, old, new)
+            if replaced is None:
                 continue
             if delta.axis is not None:  # a δ merged with this one runs over the same axis
                 replaced = [

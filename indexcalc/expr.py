@@ -18,7 +18,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from fractions import Fraction
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .errors import TooDeepError
 
@@ -54,9 +54,12 @@ class Expr:
     """Base of all nodes. Construct through the subclasses; never mutate."""
 
     __slots__ = ("__dict__", "__weakref__", "_args", "_hash", "depth", "free")
-    _table: ClassVar[weakref.WeakValueDictionary] = weakref.WeakValueDictionary()
+    # Every live node by its class and arguments: the interning table.
+    _table: ClassVar[weakref.WeakValueDictionary[tuple[type[Expr], tuple[Any, ...]], Expr]] = (
+        weakref.WeakValueDictionary()
+    )
 
-    _args: tuple
+    _args: tuple[Any, ...]  # the constructor's arguments, which the properties read
     _hash: int
     free: frozenset[str]  # the free indices
     depth: int  # 1 for a leaf, else one more than the deepest child
@@ -166,7 +169,7 @@ class Expr:
     @cached_property
     def tensor_names(self) -> frozenset[str]:
         """The names of the tensors the expression reads."""
-        names = set()
+        names: set[str] = set()
         for child in self.children:
             names |= child.tensor_names
         return frozenset(names)
@@ -499,7 +502,9 @@ def fresh_indices(count: int, avoid: Iterable[str]) -> list[str]:
     return names
 
 
-_rename_cache: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_rename_cache: weakref.WeakKeyDictionary[Expr, dict[tuple[tuple[str, str], ...], Expr]] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def rename(node: Expr, mapping: Mapping[str, str]) -> Expr:

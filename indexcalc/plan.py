@@ -261,7 +261,13 @@ class Planner(Pass):
     prefix = "_plan_"
     description = "planning"
 
-    def __init__(self, roots, shapes, dims, default_size):
+    def __init__(
+        self,
+        roots: Sequence[Expr],
+        shapes: Mapping[str, Sequence[int]],
+        dims: Mapping[str, int],
+        default_size: int | None,
+    ):
         self.roots = list(roots)
         self.shapes = {name: tuple(int(n) for n in shape) for name, shape in shapes.items()}
         self.default_size = default_size
@@ -280,18 +286,20 @@ class Planner(Pass):
             c for n in nodes if not isinstance(n, Product) for c in n.children
         }
         # A scaled identity that is only ever a term of a sum is added onto the diagonal of
-        # the other terms' sum, never built (see _plan_Sum).
+        # the other terms' sum, never built (see _plan_Sum). Each maps to its scale.
         users: dict[Expr, list[Expr]] = {}
         for parent in nodes:
             for child in parent.children:
                 users.setdefault(child, []).append(parent)
-        self.diagonal_terms = {
-            node
-            for node in nodes
-            if _identity_scale(node) is not None
-            and node not in self.roots
-            and all(_carries_a_matrix(u) for u in users.get(node, []))
-        }
+        self.diagonal_terms: dict[Expr, Fraction] = {}
+        for node in nodes:
+            scale = _identity_scale(node)
+            if (
+                scale is not None
+                and node not in self.roots
+                and all(_carries_a_matrix(u) for u in users.get(node, []))
+            ):
+                self.diagonal_terms[node] = scale
         canonical = shared_algebra().form.canonical
         seen: dict[bytes, tuple[Planned, tuple[str, ...]]] = {}
         has_delta: dict[Expr, bool] = {}
@@ -349,10 +357,17 @@ class Planner(Pass):
         for source in candidates:
             if isinstance(source, int):
                 return Dim(source)
-            if source[0] in self.shapes or self.default_size is not None:
+            name, axis = source
+            if name in self.shapes or self.default_size is not None:
                 value = size_from([source], self.shapes)
                 if value is None:  # code generation without this array's shape
                     value = self.dims.get(index, self.default_size)
+                if value is None:  # the array is given, but without this axis
+                    shape = self.shapes[name]
+                    raise EvaluationError(
+                        f"array '{name}' has {len(shape)} axes (shape {shape}), but index "
+                        f"'{index}' ({where}) runs over its axis {axis}"
+                    )
                 return Dim(value, source)
         raise UnsizedIndexError(index, unsized_where(candidates, where))
 
@@ -474,7 +489,7 @@ class Planner(Pass):
             added = Add(tuple((p.axes, axes) for p in parts))
             slot, from_axes = self.emit(added, [p.slot for p in parts]), axes
         for term in diagonal:
-            value = float(_identity_scale(term))
+            value = float(self.diagonal_terms[term])
             slot = self.emit(AddToDiagonal((from_axes, axes), value), [slot])
             from_axes = axes
         return Planned(slot, axes, sizes, origin)

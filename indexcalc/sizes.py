@@ -84,7 +84,9 @@ def class_sources(
     the axes those δs run over, then the members' sources by name (kept indices, named by
     the caller, before summed ones, whose names may be reused elsewhere)."""
     members = set(members)
-    found = [d.axis for d in deltas if d.axis is not None and members & set(d.indices)]
+    found: list[Source] = [
+        d.axis for d in deltas if d.axis is not None and members & set(d.indices)
+    ]
     found += [sources[i] for i in sorted(members) if i in sources]
     return list(dict.fromkeys(found))
 

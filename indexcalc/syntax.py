@@ -10,11 +10,14 @@ from __future__ import annotations
 import threading
 import warnings
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import TypeGuard, TypeVar, cast
 
 import lark
 from lark import Token
@@ -52,7 +55,7 @@ RESERVED = frozenset(FUNCTIONS) | frozenset(ALIASES) | {"delta", "eps", "sum", "
 
 def grammar_text() -> str:
     """The grammar, from the installed package or, in a source checkout, the repository."""
-    packaged = resources.files("indexcalc").joinpath("grammar", "indexcalc.lark")
+    packaged = resources.files("indexcalc") / "grammar" / "indexcalc.lark"
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
     return (Path(__file__).resolve().parent.parent / "grammar" / "indexcalc.lark").read_text(
@@ -70,37 +73,48 @@ class Piece:
     __slots__ = ("_expr", "free", "index_positions", "start", "terms")
 
     def __init__(
-        self, expr: Expr | None, start: Position, index_positions=None, terms=None, free=None
+        self,
+        expr: Expr | None,
+        start: Position,
+        index_positions: dict[str, Position] | None = None,
+        terms: list[Expr] | None = None,
+        free: frozenset[str] = frozenset(),
     ):
         self._expr = expr
-        self.terms: list[Expr] | None = terms
+        self.terms = terms
         self.start = start
-        self.index_positions: dict[str, Position] = index_positions or {}
+        self.index_positions = index_positions or {}
         self.free = expr.free if expr is not None else free
 
     @property
     def expr(self) -> Expr:
         if self._expr is None:
+            assert self.terms is not None  # a piece is an expression or a chain of terms
             self._expr = Sum(self.terms)
             self.terms = None
         return self._expr
 
     @property
-    def is_number(self) -> bool:
-        return self._expr is not None and isinstance(self._expr, Number)
+    def number(self) -> Number | None:
+        """The expression if it is a number (a chain of terms is not)."""
+        return self._expr if isinstance(self._expr, Number) else None
 
     def position_of(self, index: str) -> Position:
         return self.index_positions.get(index, self.start)
 
 
+Located = tuple[str, Position]  # an index and where it is written
+
+
 @dataclass(frozen=True)
 class Subscript:
-    """A parsed subscript: plain indices, then derivative groups after a comma."""
+    """A parsed subscript: plain indices, then derivative groups after a comma; or the
+    groups of the δ_{(ij)(kl)} form, in `pairs`."""
 
-    indices: tuple[tuple[str, Position], ...]
-    groups: tuple[tuple[tuple[str, Position], ...], ...] = ()
-    pairs: bool = False  # the δ_{(ij)(kl)} form
-    start: Position | None = None
+    indices: tuple[Located, ...]
+    groups: tuple[tuple[Located, ...], ...] = ()
+    pairs: tuple[tuple[Located, ...], ...] = ()
+    start: Position = field(kw_only=True)
 
 
 @dataclass
@@ -126,14 +140,31 @@ def _pos(token: Token) -> Position:
     return Position(token.line or 1, token.column or 1)
 
 
+ParseErrorT = TypeVar("ParseErrorT", bound=ParseError)
+
+
 class Builder(lark.Transformer):
     """One method per alias in grammar/indexcalc.lark."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         super().__init__()
-        self.state: ParseState | None = None  # set per parse, under _parse_lock
+        self._state: ParseState | None = None
 
-    def error(self, cls, message: str, position: Position):
+    @contextmanager
+    def parsing(self, state: ParseState) -> Iterator[None]:
+        """Build with `state` for the length of one parse (under _parse_lock)."""
+        self._state = state
+        try:
+            yield
+        finally:
+            self._state = None
+
+    @property
+    def state(self) -> ParseState:
+        assert self._state is not None, "the builder runs only inside parse()"
+        return self._state
+
+    def error(self, cls: type[ParseErrorT], message: str, position: Position) -> ParseErrorT:
         return cls(message, self.state.source, position)
 
     def check_rank(self, name: str, rank: int, position: Position) -> None:
@@ -197,7 +228,7 @@ class Builder(lark.Transformer):
         return self._sum(items[0], items[1], sign=-1)
 
     def _sum(self, left: Piece, right: Piece, sign: int) -> Piece:
-        broadcast = left.is_number or right.is_number
+        broadcast = left.number is not None or right.number is not None
         if left.free != right.free and not broadcast:
             raise self.error(
                 IndexNotationError,
@@ -206,8 +237,10 @@ class Builder(lark.Transformer):
                 right.start,
             )
         right_expr = right.expr if sign > 0 else _negate(right.expr)
-        if left.is_number and isinstance(right_expr, Number):
-            return Piece(_number(left.expr.value + right_expr.value, left.start, self), left.start)
+        if left.number is not None and isinstance(right_expr, Number):
+            return Piece(
+                _number(left.number.value + right_expr.value, left.start, self), left.start
+            )
         # Each piece feeds exactly one parent, so its list of terms can be extended in place.
         terms = left.terms if left.terms is not None else list(_terms(left.expr))
         terms.extend(_terms(right_expr))
@@ -422,7 +455,7 @@ class Builder(lark.Transformer):
         if subscript.pairs:
             if cls is not Delta:
                 raise self.error(IndexNotationError, "the pair form is only for δ", position)
-            groups = subscript.indices
+            groups = subscript.pairs
             if len({len(g) for g in groups}) != 1 or len(groups) != 2:
                 raise self.error(
                     IndexNotationError,
@@ -527,7 +560,7 @@ class Builder(lark.Transformer):
         brace, *groups = items
         if not all(groups):
             raise self.error(IndexNotationError, "an empty index group '()'", _pos(brace))
-        return Subscript(tuple(groups), pairs=True, start=_pos(brace))
+        return Subscript((), pairs=tuple(groups), start=_pos(brace))
 
     def comma_only(self, items):
         return tuple(items[1:])
@@ -575,7 +608,7 @@ def _negate(expr: Expr) -> Expr:
     return Product((MINUS_ONE, expr), expr.free)
 
 
-def _is_delta_product(node: Expr) -> bool:
+def _is_delta_product(node: Expr) -> TypeGuard[Product]:
     return (
         isinstance(node, Product)
         and not node.summed
@@ -586,7 +619,7 @@ def _is_delta_product(node: Expr) -> bool:
 def _product(factors: list[Expr], out) -> Expr:
     """An Einstein product with its number factors folded into one leading coefficient."""
     coefficient = Fraction(1)
-    rest = []
+    rest: list[Expr] = []
     for factor in factors:
         if isinstance(factor, Number):
             coefficient *= factor.value
@@ -627,14 +660,12 @@ def parse(text: str, var: str = "x") -> Expr:
     if not _is_identifier(var):
         raise ParseError(f"the variable name must be a tensor name, not {var!r}")
     parser, builder = _parser()
-    with _parse_lock:
-        builder.state = ParseState(text, var)
+    with _parse_lock, builder.parsing(ParseState(text, var)):
         try:
-            piece = parser.parse(text)
+            # Lark's annotations give a tree; with a transformer it returns what `start` does.
+            piece = cast(Piece, parser.parse(text))
         except lark.exceptions.UnexpectedInput as error:
             raise _syntax_error(text, error) from None
-        finally:
-            builder.state = None
     hint = transpose_hint(piece.expr)
     if hint is not None:
         warnings.warn(hint, NotationWarning, stacklevel=3)
@@ -673,8 +704,10 @@ def _matrix_chain_in_indices(expr: Expr) -> str | None:
     factors = expr.factors if isinstance(expr, Product) else (expr,)
     names = []
     for factor in factors:
-        transposed = isinstance(factor, Power) and factor.exponent is TRANSPOSE
-        base = factor.base if transposed else factor
+        if isinstance(factor, Power) and factor.exponent is TRANSPOSE:
+            base, transposed = factor.base, True
+        else:
+            base, transposed = factor, False
         if not (isinstance(base, Tensor) and not base.indices and base.name != "T"):
             return None
         names.append((base.name, transposed))

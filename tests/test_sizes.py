@@ -167,3 +167,10 @@ def test_derivative_that_reads_no_array_takes_the_variables_dtype(dtype):
     np.testing.assert_array_equal(result, np.eye(3))
     other = np.float64 if dtype == np.float32 else np.float32
     assert jacobian(x=np.ones(3, dtype=other)).dtype == other  # planned again, not reused
+
+
+def test_an_array_with_too_few_axes_for_a_derivatives_delta_is_an_evaluation_error():
+    """∂W_ij/∂W_ab reads only W's shape; a W of the wrong rank says so, not a TypeError."""
+    derivative = ic.diff("W_ij", "W_ab")
+    with pytest.raises(ic.EvaluationError, match=r"array 'W' has 1 axes .* runs over its axis 1"):
+        ic.evaluate(derivative, W=np.ones(2))
