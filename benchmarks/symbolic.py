@@ -17,7 +17,6 @@ import numpy as np
 
 import indexcalc as ic
 from indexcalc.expr import node_count
-from indexcalc.simplify import Algebra
 
 from .evaluation import derivative_dims
 from .problems import Arrays, Derivative
@@ -207,28 +206,18 @@ CASES = (
 )
 
 
-def clear_caches() -> None:
-    """Empty indexcalc's simplification caches, as in a fresh process.
-
-    `Algebra` keeps one shared instance per set of symmetric tensors; without this, every
-    run after the first would find the previous run's work cached.
-    """
-    shared = getattr(Algebra, "_shared", None)
-    if shared is not None:
-        shared.clear()
-
-
 def _fresh_diff(notation: str, variables: list[list[str]]) -> tuple[Thunk, Thunk]:
     """Setup and run thunks: differentiate a freshly parsed expression by each variable.
 
-    The setup drops the previous results and parses again, so no run finds the caches
-    that the one before it filled.
+    The setup drops the previous results, empties indexcalc's simplification caches
+    (`ic.clear_caches`) and parses again, so no run finds the caches that the one before
+    it filled, as in a fresh process.
     """
     state: dict[str, object] = {}
 
     def setup():
         state.clear()
-        clear_caches()
+        ic.clear_caches()
         gc.collect()
         state["expr"] = ic.parse(notation)
 

@@ -1,56 +1,58 @@
-"""The `indexcalc` command line, run as the real console script in a subprocess (issue 5)."""
+"""The `indexcalc` command line, run in process by `main(argv)` (issue 5).
+
+Each test calls `indexcalc.cli.main` with its arguments and reads the exit code it returns
+and what it printed. A few tests at the end run the real console script and
+``python -m indexcalc`` in a subprocess, end to end.
+"""
 
 from __future__ import annotations
 
+import io
 import os
 import re
-import shutil
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import indexcalc as ic
-from indexcalc import cli
-from indexcalc.cli import CORRUPT_ENV, main
+import indexcalc.check as checking
+from indexcalc.cli import main
+from indexcalc.printing import PRINTERS
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def _command() -> list[str]:
-    """The installed console script, or `python -m indexcalc` where it is not on PATH."""
-    script = shutil.which("indexcalc")
-    return [script] if script else [sys.executable, "-m", "indexcalc"]
-
-
-COMMAND = _command()
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf")
 
 
-def run(
-    *args: str, stdin: str | None = None, cwd: Path | None = None, **env: str
-) -> subprocess.CompletedProcess[str]:
-    """Run the command line with `args`; `env` adds environment variables."""
-    environment = {k: v for k, v in os.environ.items() if k != CORRUPT_ENV}
-    environment["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(REPO), environment.get("PYTHONPATH")])
-    )
-    environment.setdefault("PYTHONIOENCODING", "utf-8")
-    environment.update(env)
-    return subprocess.run(
-        [*COMMAND, *args],
-        input=stdin,
-        capture_output=True,
-        encoding="utf-8",
-        cwd=cwd,
-        env=environment,
-        timeout=120,
-    )
+@dataclass(frozen=True)
+class Result:
+    """What one run of the command line returned and printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
 
 
-def printed(result: subprocess.CompletedProcess[str]) -> str:
+@pytest.fixture
+def cli(capsys, monkeypatch):
+    """Run the command line in process: ``cli(*args, stdin=None, cwd=None)``."""
+
+    def run(*args: str, stdin: str | None = None, cwd: Path | None = None) -> Result:
+        if stdin is not None:
+            monkeypatch.setattr(sys, "stdin", io.StringIO(stdin))
+        if cwd is not None:
+            monkeypatch.chdir(cwd)
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Result(code, out, err)
+
+    return run
+
+
+def printed(result: Result | subprocess.CompletedProcess[str]) -> str:
     """The one line a successful command prints."""
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
@@ -62,7 +64,7 @@ def numbers(text: str) -> np.ndarray:
     return np.array([float(n) for n in NUMBER.findall(text)])
 
 
-def error_message(result: subprocess.CompletedProcess[str]) -> str:
+def error_message(result: Result | subprocess.CompletedProcess[str]) -> str:
     """The stderr of a user error, after checking it is one: exit 2, one message, no trace."""
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert result.stderr.startswith("indexcalc: error: ")
@@ -87,142 +89,156 @@ def rng() -> np.random.Generator:
 # -- diff and simplify ---------------------------------------------------------------------
 
 
-def test_diff_prints_the_gradient_of_a_quadratic_form(rng) -> None:
-    text = printed(run("diff", "x_i A_ij x_j", "--wrt", "x_k"))
+def test_diff_prints_the_gradient_of_a_quadratic_form(cli, rng) -> None:
+    text = printed(cli("diff", "x_i A_ij x_j", "--wrt", "x_k"))
     assert text == "x_i A_ik + A_kj x_j"
     A, x = rng.normal(size=(3, 3)), rng.normal(size=3)
     np.testing.assert_allclose(ic.evaluate(text, A=A, x=x), (A + A.T) @ x)
 
 
-def test_diff_with_repeated_wrt_prints_the_hessian() -> None:
-    assert printed(run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--wrt", "x_l")) == "A_kl + A_lk"
+def test_diff_with_repeated_wrt_prints_the_hessian(cli) -> None:
+    assert printed(cli("diff", "x_i A_ij x_j", "--wrt", "x_k", "--wrt", "x_l")) == "A_kl + A_lk"
 
 
-def test_diff_with_symmetric_tensor_collects_the_transposed_term() -> None:
-    result = run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--symmetric", "A")
+def test_diff_with_symmetric_tensor_collects_the_transposed_term(cli) -> None:
+    result = cli("diff", "x_i A_ij x_j", "--wrt", "x_k", "--symmetric", "A")
     assert printed(result) == "2 A_kj x_j"
 
 
-def test_diff_without_wrt_carries_out_comma_derivatives() -> None:
-    assert printed(run("diff", "(x_i x_i)_{,k}")) == "2 x_k"
+def test_diff_without_wrt_carries_out_comma_derivatives(cli) -> None:
+    assert printed(cli("diff", "(x_i x_i)_{,k}")) == "2 x_k"
 
 
-def test_diff_format_latex_prints_latex() -> None:
-    result = run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "latex")
+def test_diff_format_latex_prints_latex(cli) -> None:
+    result = cli("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "latex")
     assert printed(result) == r"x_{i} \, A_{ik} + A_{kj} \, x_{j}"
 
 
-def test_diff_format_ascii_prints_notation_that_parses_back_to_the_derivative(rng) -> None:
-    text = printed(run("diff", "sigmoid(W_ij x_j)", "--wrt", "x_k", "--format", "ascii"))
+def test_diff_format_ascii_prints_notation_that_parses_back_to_the_derivative(cli, rng) -> None:
+    text = printed(cli("diff", "sigmoid(W_ij x_j)", "--wrt", "x_k", "--format", "ascii"))
     assert text == "sigmoid(W_ij x_j) .* (1 - sigmoid(W_ij x_j)) .* W_ik"
     W, x = rng.normal(size=(2, 3)), rng.normal(size=3)
     s = 1 / (1 + np.exp(-W @ x))
     np.testing.assert_allclose(ic.evaluate(text, W=W, x=x), (s * (1 - s))[:, None] * W)
 
 
-def test_diff_format_matrix_prints_the_textbook_forms() -> None:
-    gradient = run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "matrix")
+def test_diff_format_matrix_prints_the_textbook_forms(cli) -> None:
+    gradient = cli("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "matrix")
     assert printed(gradient) == "(A + Aᵀ) x"
     factorization = "(X_ij - U_ik V_kj)(X_ij - U_il V_lj)"
-    result = run("diff", factorization, "--wrt", "V_gh", "--format", "matrix")
+    result = cli("diff", factorization, "--wrt", "V_gh", "--format", "matrix")
     assert printed(result) == "−2 Uᵀ (X − U V)"
 
 
-def test_diff_format_matrix_without_a_matrix_form_prints_index_notation_with_a_note() -> None:
-    result = run("diff", "T_ijk x_k", "--wrt", "x_l", "--format", "matrix")
+def test_diff_format_matrix_honours_symmetric(cli) -> None:
+    result = cli("diff", "x_i A_ij x_j", "--wrt", "x_k", "--symmetric", "A", "--format", "matrix")
+    assert printed(result) == "2 A x"
+
+
+def test_diff_format_matrix_without_a_matrix_form_prints_index_notation_with_a_note(cli) -> None:
+    result = cli("diff", "T_ijk x_k", "--wrt", "x_l", "--format", "matrix")
     assert printed(result) == "T_ijl"
     assert "no matrix form" in result.stderr
 
 
-def test_diff_format_python_prints_a_function_that_computes_the_derivative(rng) -> None:
-    source = printed(run("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "python"))
+def test_diff_format_python_prints_a_function_that_computes_the_derivative(cli, rng) -> None:
+    source = printed(cli("diff", "x_i A_ij x_j", "--wrt", "x_k", "--format", "python"))
     namespace: dict = {}
     exec(compile(source, "<generated>", "exec"), namespace)  # our own generated code
     A, x = rng.normal(size=(3, 3)), rng.normal(size=3)
     np.testing.assert_allclose(namespace["derivative"](A=A, x=x), (A + A.T) @ x)
 
 
-def test_simplify_collects_like_terms() -> None:
-    assert printed(run("simplify", "A_kj x_j + A_kl x_l")) == "2 A_kj x_j"
+def test_simplify_collects_like_terms(cli) -> None:
+    assert printed(cli("simplify", "A_kj x_j + A_kl x_l")) == "2 A_kj x_j"
 
 
 @pytest.mark.parametrize(("encoding", "expected"), [("utf-8", "δ_ik"), ("ascii", "delta_ik")])
-def test_unicode_output_degrades_to_ascii_when_stdout_cannot_encode_it(encoding, expected) -> None:
-    result = run("diff", "x_i", "--wrt", "x_k", PYTHONIOENCODING=encoding)
-    assert printed(result) == expected
+def test_unicode_output_degrades_to_ascii_when_stdout_cannot_encode_it(
+    monkeypatch, encoding, expected
+) -> None:
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding)
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert main(["diff", "x_i", "--wrt", "x_k"]) == 0
+    stdout.flush()
+    assert stdout.buffer.getvalue().decode(encoding).strip() == expected
 
 
 # -- eval and its input forms --------------------------------------------------------------
 
 
-def test_eval_reads_inline_matrix_and_vector_literals() -> None:
-    result = run("eval", "A_ij x_j", "A=[[1,2],[3,4]]", "x=[1,1]")
+def test_eval_reads_inline_matrix_and_vector_literals(cli) -> None:
+    result = cli("eval", "A_ij x_j", "A=[[1,2],[3,4]]", "x=[1,1]")
     np.testing.assert_array_equal(numbers(printed(result)), [3, 7])
 
 
-def test_eval_reads_scalar_literals_with_exponents_and_leading_points() -> None:
-    result = run("eval", "c x_i x_i", "c=2.5", "x=[.5, -1e-3]")
+def test_eval_reads_scalar_literals_with_exponents_and_leading_points(cli) -> None:
+    result = cli("eval", "c x_i x_i", "c=2.5", "x=[.5, -1e-3]")
     np.testing.assert_allclose(numbers(printed(result)), [2.5 * (0.25 + 1e-6)])
 
 
-def test_eval_reads_npy_and_saves_the_result_in_the_out_order(tmp_path, rng) -> None:
+def test_eval_reads_npy_and_saves_the_result_in_the_out_order(cli, tmp_path, rng) -> None:
     A = rng.normal(size=(2, 3))
     np.save(tmp_path / "A.npy", A)
-    result = run("eval", "A_ij", "A=A.npy", "--out", "ji", "--save", "At.npy", cwd=tmp_path)
+    result = cli("eval", "A_ij", "A=A.npy", "--out", "ji", "--save", "At.npy", cwd=tmp_path)
     assert printed(result) == ""
     np.testing.assert_array_equal(np.load(tmp_path / "At.npy"), A.T)
 
 
-def test_eval_reads_npz_by_key_and_a_single_array_npz_without_key(tmp_path, rng) -> None:
+def test_eval_reads_npz_by_key_and_a_single_array_npz_without_key(cli, tmp_path, rng) -> None:
     A, x = rng.normal(size=(3, 3)), rng.normal(size=3)
     np.savez(tmp_path / "arrays.npz", A=A, other=np.zeros(2))
     np.savez(tmp_path / "x.npz", x)
-    result = run("eval", "A_ij x_j", "A=arrays.npz:A", "x=x.npz", "--save", "y.npy", cwd=tmp_path)
+    result = cli("eval", "A_ij x_j", "A=arrays.npz:A", "x=x.npz", "--save", "y.npy", cwd=tmp_path)
     printed(result)
     np.testing.assert_allclose(np.load(tmp_path / "y.npy"), A @ x)
 
 
-def test_eval_reads_csv_with_commas_and_txt_with_whitespace(tmp_path) -> None:
+def test_eval_reads_csv_with_commas_and_txt_with_whitespace(cli, tmp_path) -> None:
     (tmp_path / "A.csv").write_text("1,2\n3,4\n")
     (tmp_path / "x.txt").write_text("5 6\n")
-    result = run("eval", "A_ij x_j", "A=A.csv", "x=x.txt", cwd=tmp_path)
+    result = cli("eval", "A_ij x_j", "A=A.csv", "x=x.txt", cwd=tmp_path)
     np.testing.assert_array_equal(numbers(printed(result)), [17, 39])
 
 
-def test_eval_reads_the_expression_from_standard_input() -> None:
-    result = run("eval", "-", "A=[[1,2],[3,4]]", "x=[1,-1]", stdin="A_ij x_j\n")
+def test_eval_reads_the_expression_from_standard_input(cli) -> None:
+    result = cli("eval", "-", "A=[[1,2],[3,4]]", "x=[1,-1]", stdin="A_ij x_j\n")
     np.testing.assert_array_equal(numbers(printed(result)), [-1, -1])
 
 
-def test_eval_reads_a_program_with_definitions_from_a_file(tmp_path) -> None:
+def test_eval_reads_a_program_with_definitions_from_a_file(cli, tmp_path) -> None:
     (tmp_path / "norm.ic").write_text("a_i = A_ij x_j  # the image\na_i a_i\n")
-    result = run("eval", "@norm.ic", "A=[[1,2],[3,4]]", "x=[1,1]", cwd=tmp_path)
+    result = cli("eval", "@norm.ic", "A=[[1,2],[3,4]]", "x=[1,1]", cwd=tmp_path)
     np.testing.assert_array_equal(numbers(printed(result)), [3**2 + 7**2])
 
 
-def test_eval_dims_size_indices_no_array_fixes() -> None:
-    result = run("eval", "delta_ij", "--dims", "i=3", "--dims", "j=3")
+def test_eval_dims_size_indices_no_array_fixes(cli) -> None:
+    result = cli("eval", "delta_ij", "--dims", "i=3", "--dims", "j=3")
     np.testing.assert_array_equal(numbers(printed(result)).reshape(3, 3), np.eye(3))
 
 
 # -- check ---------------------------------------------------------------------------------
 
 
-def test_check_passes_for_a_correct_gradient() -> None:
-    result = run("check", "log(x_i A_ij x_j)", "--wrt", "x_k")
+def test_check_passes_for_a_correct_gradient(cli) -> None:
+    result = cli("check", "log(x_i A_ij x_j)", "--wrt", "x_k")
     output = printed(result)
     absolute, relative = check_errors(output)
     assert relative <= absolute < 1e-6
     assert "derivative: (x_i A_ik + A_kj x_j) / (x_i A_ij x_j)" in output
 
 
-def test_check_passes_for_successive_derivatives_with_dims() -> None:
-    result = run("check", "tanh(W_ij x_j)", "--wrt", "W_gh", "--wrt", "x_k", "--dims", "i=2,j=4")
+def test_check_passes_for_successive_derivatives_with_dims(cli) -> None:
+    result = cli("check", "tanh(W_ij x_j)", "--wrt", "W_gh", "--wrt", "x_k", "--dims", "i=2,j=4")
     assert check_errors(printed(result))[1] < 1e-6
 
 
-def test_check_fails_with_exit_1_when_the_derivative_is_corrupted() -> None:
-    result = run("check", "log(x_i A_ij x_j)", "--wrt", "x_k", **{CORRUPT_ENV: "1"})
+def test_check_fails_with_exit_1_when_the_derivative_is_corrupted(cli, monkeypatch) -> None:
+    def off_by_a_thousandth(expr, variable):
+        return ic.parse(f"1.001 ({ic.diff(expr, variable)})")
+
+    monkeypatch.setattr(checking, "diff", off_by_a_thousandth)
+    result = cli("check", "log(x_i A_ij x_j)", "--wrt", "x_k")
     assert result.returncode == 1, result.stderr
     # The derivative is scaled by 1.001, so the relative error is about 1e-3 of its size.
     assert 1e-4 < check_errors(result.stdout)[1] < 1e-3
@@ -233,14 +249,14 @@ def test_check_fails_with_exit_1_when_the_derivative_is_corrupted() -> None:
 # -- errors --------------------------------------------------------------------------------
 
 
-def test_parse_error_shows_the_source_line_with_a_caret() -> None:
-    stderr = error_message(run("diff", "x_i +* y_i", "--wrt", "x_k"))
+def test_parse_error_shows_the_source_line_with_a_caret(cli) -> None:
+    stderr = error_message(cli("diff", "x_i +* y_i", "--wrt", "x_k"))
     assert "unexpected '*'" in stderr
     assert "\nx_i +* y_i\n     ^\n" in stderr
 
 
-def test_missing_array_is_named() -> None:
-    stderr = error_message(run("eval", "A_ij x_j", "x=[1,2]"))
+def test_missing_array_is_named(cli) -> None:
+    stderr = error_message(cli("eval", "A_ij x_j", "x=[1,2]"))
     assert "missing array A" in stderr
 
 
@@ -248,15 +264,15 @@ def test_missing_array_is_named() -> None:
     ("literal", "reason"),
     [("x=[1,2", "not a number or a list of numbers"), ("x=[[1,2],[3]]", "different lengths")],
 )
-def test_bad_literal_is_a_user_error(literal, reason) -> None:
-    stderr = error_message(run("eval", "x_i", literal))
+def test_bad_literal_is_a_user_error(cli, literal, reason) -> None:
+    stderr = error_message(cli("eval", "x_i", literal))
     assert "array 'x'" in stderr
     assert reason in stderr
 
 
 @pytest.mark.parametrize("args", [("eval", "x_i", "x=absent.npy"), ("simplify", "@absent.ic")])
-def test_missing_file_is_a_user_error(tmp_path, args) -> None:
-    stderr = error_message(run(*args, cwd=tmp_path))
+def test_missing_file_is_a_user_error(cli, tmp_path, args) -> None:
+    stderr = error_message(cli(*args, cwd=tmp_path))
     assert "absent" in stderr
     assert "no such file" in stderr
 
@@ -268,53 +284,41 @@ def test_missing_file_is_a_user_error(tmp_path, args) -> None:
         ("check", "x_i x_i", "--wrt", "x_k", "--dims", "i=three"),
     ],
 )
-def test_bad_dims_is_a_user_error(args) -> None:
-    assert "--dims" in error_message(run(*args))
+def test_bad_dims_is_a_user_error(cli, args) -> None:
+    assert "--dims" in error_message(cli(*args))
 
 
-def test_argument_without_name_is_a_user_error() -> None:
-    assert "NAME=VALUE" in error_message(run("eval", "x_i", "[1,2]"))
+def test_argument_without_name_is_a_user_error(cli) -> None:
+    assert "NAME=VALUE" in error_message(cli("eval", "x_i", "[1,2]"))
 
 
-def test_npz_key_that_is_absent_lists_the_keys(tmp_path) -> None:
+def test_npz_key_that_is_absent_lists_the_keys(cli, tmp_path) -> None:
     np.savez(tmp_path / "arrays.npz", A=np.eye(2), b=np.ones(2))
-    stderr = error_message(run("eval", "A_ij", "A=arrays.npz:C", cwd=tmp_path))
+    stderr = error_message(cli("eval", "A_ij", "A=arrays.npz:C", cwd=tmp_path))
     assert "no array 'C'" in stderr
     assert "A, b" in stderr
 
 
-def test_arrays_of_inconsistent_sizes_are_a_user_error() -> None:
-    stderr = error_message(run("eval", "x_i y_i", "x=[1,2]", "y=[1,2,3]"))
+def test_arrays_of_inconsistent_sizes_are_a_user_error(cli) -> None:
+    stderr = error_message(cli("eval", "x_i y_i", "x=[1,2]", "y=[1,2,3]"))
     assert "index 'i'" in stderr
 
 
-def test_unknown_subcommand_is_a_usage_error_with_exit_2() -> None:
-    result = run("frobnicate")
+def test_unknown_subcommand_is_a_usage_error_with_exit_2(cli) -> None:
+    result = cli("frobnicate")
     assert result.returncode == 2
     assert "usage:" in result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_debug_adds_the_traceback_and_keeps_the_exit_code() -> None:
-    result = run("--debug", "eval", "A_ij x_j", "x=[1,2]")
+def test_debug_adds_the_traceback_and_keeps_the_exit_code(cli) -> None:
+    result = cli("--debug", "eval", "A_ij x_j", "x=[1,2]")
     assert result.returncode == 2
     assert "Traceback" in result.stderr
     assert "indexcalc: error: missing array A" in result.stderr
 
 
-def test_python_dash_m_runs_the_command_line() -> None:
-    environment = {**os.environ, "PYTHONPATH": str(REPO)}
-    result = subprocess.run(
-        [sys.executable, "-m", "indexcalc", "--version"],
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=120,
-    )
-    assert printed(result) == f"indexcalc {ic.__version__}"
-
-
-# -- in process: help and internal errors ----------------------------------------------------
+# -- help and internal errors ----------------------------------------------------
 
 
 @pytest.mark.parametrize("command", ["diff", "simplify", "eval", "check"])
@@ -350,23 +354,23 @@ RAYLEIGH_ARRAYS = ("A=[[1,2],[2,4]]", "x=[1,2]")
 RAYLEIGH_HESSIAN = [[-1.6, 0.8], [0.8, -0.4]]
 
 
-def test_printed_hessian_evaluates_to_the_comma_form_on_the_command_line() -> None:
-    text = printed(run("diff", RAYLEIGH, "--wrt", "x_m", "--wrt", "x_n"))
-    from_text = numbers(printed(run("eval", text, *RAYLEIGH_ARRAYS, "--out", "mn")))
+def test_printed_hessian_evaluates_to_the_comma_form_on_the_command_line(cli) -> None:
+    text = printed(cli("diff", RAYLEIGH, "--wrt", "x_m", "--wrt", "x_n"))
+    from_text = numbers(printed(cli("eval", text, *RAYLEIGH_ARRAYS, "--out", "mn")))
     comma = f"f = {RAYLEIGH}; f_{{,mn}}"
-    from_comma = numbers(printed(run("eval", comma, *RAYLEIGH_ARRAYS, "--out", "mn")))
+    from_comma = numbers(printed(cli("eval", comma, *RAYLEIGH_ARRAYS, "--out", "mn")))
     np.testing.assert_allclose(from_text.reshape(2, 2), RAYLEIGH_HESSIAN)
     np.testing.assert_allclose(from_comma.reshape(2, 2), RAYLEIGH_HESSIAN)
 
 
-def test_eval_with_wrt_evaluates_the_derivative() -> None:
-    result = run("eval", RAYLEIGH, "--wrt", "x_m", "--wrt", "x_n", *RAYLEIGH_ARRAYS)
+def test_eval_with_wrt_evaluates_the_derivative(cli) -> None:
+    result = cli("eval", RAYLEIGH, "--wrt", "x_m", "--wrt", "x_n", *RAYLEIGH_ARRAYS)
     np.testing.assert_allclose(numbers(printed(result)).reshape(2, 2), RAYLEIGH_HESSIAN)
 
 
-def test_eval_with_wrt_sizes_derivative_indices_from_the_variables_array() -> None:
+def test_eval_with_wrt_sizes_derivative_indices_from_the_variables_array(cli) -> None:
     weights, x = np.arange(6.0).reshape(3, 2), np.array([1.0, 2.0])
-    result = run("eval", "W_ij x_j", "--wrt", "W_ab", "W=[[0,1],[2,3],[4,5]]", "x=[1,2]")
+    result = cli("eval", "W_ij x_j", "--wrt", "W_ab", "W=[[0,1],[2,3],[4,5]]", "x=[1,2]")
     assert "does not use" not in result.stderr
     expected = np.einsum("ia,b->abi", np.eye(3), x)  # ∂(W x)_i/∂W_ab = δ_ia x_b
     assert weights.shape == (3, 2)
@@ -383,50 +387,110 @@ def test_eval_with_wrt_sizes_derivative_indices_from_the_variables_array() -> No
         ("--debug", "eval", "(x_i A_ij x_j)_{,k}", "A=[[1,2],[3,4]]", "--out", "k", "x=[1,1]"),
     ],
 )
-def test_options_may_come_anywhere_among_the_arguments(args) -> None:
-    np.testing.assert_allclose(numbers(printed(run(*args))), [7.0, 13.0])  # (A + Aᵀ) x
+def test_options_may_come_anywhere_among_the_arguments(cli, args) -> None:
+    np.testing.assert_allclose(numbers(printed(cli(*args))), [7.0, 13.0])  # (A + Aᵀ) x
 
 
-def test_check_accepts_a_comma_derivative_program_without_wrt() -> None:
-    result = run("check", f"f = {RAYLEIGH}; f_{{,mn}}")
+def test_check_accepts_a_comma_derivative_program_without_wrt(cli) -> None:
+    result = cli("check", f"f = {RAYLEIGH}; f_{{,mn}}")
     output = printed(result)
     assert check_errors(output)[1] < 1e-6
     assert "derivative: " in output and "δ_mn" in output
 
 
-def test_check_without_wrt_or_comma_derivative_says_what_to_give() -> None:
-    stderr = error_message(run("check", "x_i A_ij x_j"))
+def test_check_without_wrt_or_comma_derivative_says_what_to_give(cli) -> None:
+    stderr = error_message(cli("check", "x_i A_ij x_j"))
     assert "give --wrt VAR, or write a comma derivative" in stderr
 
 
+def _printing(transform):
+    """The Unicode printer, with its text passed through `transform`."""
+
+    class Printer(PRINTERS["unicode"]):
+        def doprint(self, node) -> str:
+            return transform(super().doprint(node))
+
+    return Printer
+
+
 def test_check_compares_the_printed_text_so_a_printing_bug_fails(capsys, monkeypatch) -> None:
-    """A printer that drops a factor of 2 must fail the check, though the derivative is right."""
-    real_render = cli.render
-    monkeypatch.setattr(cli, "render", lambda expr, style: f"2 ({real_render(expr, style)})")
+    """A printer that adds a factor of 2 must fail the check, though the derivative is right."""
+    monkeypatch.setitem(checking.PRINTERS, "unicode", _printing(lambda text: f"2 ({text})"))
     assert main(["check", "log(x_i A_ij x_j)", "--wrt", "x_k"]) == 1
     assert "FAILED" in capsys.readouterr().out
 
 
 def test_check_fails_when_the_printed_text_does_not_parse_back(capsys, monkeypatch) -> None:
-    monkeypatch.setattr(cli, "render", lambda expr, style: "x_i +")
+    monkeypatch.setitem(checking.PRINTERS, "unicode", _printing(lambda text: "x_i +"))
     assert main(["check", "x_i x_i", "--wrt", "x_k"]) == 1
     assert "does not parse back" in capsys.readouterr().out
 
 
-def test_size_error_names_the_command_line_option() -> None:
-    stderr = error_message(run("eval", "delta_ij"))
+def test_size_error_names_the_command_line_option(cli) -> None:
+    stderr = error_message(cli("eval", "delta_ij"))
     assert re.search(r"pass it with --dims [ij]=N", stderr), stderr
     assert "dims={" not in stderr
 
 
-def test_trace_derivative_evaluates_from_the_matrix_alone() -> None:
-    result = run("eval", "A_ii", "--wrt", "A_pq", "A=[[1,2],[3,4]]")
+def test_trace_derivative_evaluates_from_the_matrix_alone(cli) -> None:
+    result = cli("eval", "A_ii", "--wrt", "A_pq", "A=[[1,2],[3,4]]")
     np.testing.assert_array_equal(numbers(printed(result)).reshape(2, 2), np.eye(2))
 
 
-def test_transpose_written_as_a_power_is_noted_with_the_index_form() -> None:
-    result = run("diff", "x^T A x", "--wrt", "x")
+def test_transpose_written_as_a_power_is_noted_with_the_index_form(cli) -> None:
+    result = cli("diff", "x^T A x", "--wrt", "x")
     assert result.returncode == 0
     assert "power of a scalar named T" in result.stderr
     assert "x_i A_ij x_j" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- end to end: the console script and python -m in a subprocess -------------------------
+
+
+def run_process(
+    *args: str, stdin: str | None = None, module: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a program: this environment's console script, or
+    ``python -m indexcalc`` when `module` is set or the script is not installed.
+
+    PYTHONPATH puts the checkout first, so the program runs this code whatever copy of
+    indexcalc the environment has installed.
+    """
+    script = Path(sys.executable).with_name("indexcalc")
+    command = (
+        [str(script)] if script.is_file() and not module else [sys.executable, "-m", "indexcalc"]
+    )
+    environment = dict(os.environ, PYTHONIOENCODING="utf-8")
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
+    )
+    return subprocess.run(
+        [*command, *args],
+        input=stdin,
+        capture_output=True,
+        encoding="utf-8",
+        env=environment,
+        timeout=120,
+    )
+
+
+def test_console_script_prints_a_derivative() -> None:
+    result = run_process("diff", "x_i A_ij x_j", "--wrt", "x_k")
+    assert printed(result) == "x_i A_ik + A_kj x_j"
+
+
+def test_console_script_reports_a_user_error_with_exit_2_and_no_traceback() -> None:
+    stderr = error_message(run_process("diff", "x_i +* y_i", "--wrt", "x_k"))
+    assert "unexpected '*'" in stderr
+    assert "\nx_i +* y_i\n     ^\n" in stderr
+
+
+def test_console_script_reads_the_expression_from_standard_input() -> None:
+    result = run_process("eval", "-", "A=[[1,2],[3,4]]", "x=[1,-1]", stdin="A_ij x_j\n")
+    np.testing.assert_array_equal(numbers(printed(result)), [-1, -1])
+
+
+def test_python_dash_m_runs_the_command_line() -> None:
+    result = run_process("--version", module=True)
+    assert printed(result) == f"indexcalc {ic.__version__}"
