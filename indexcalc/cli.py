@@ -3,22 +3,30 @@
 Every subcommand reads EXPR as notation, ``-`` for standard input or ``@file``. A user
 error (an `IndexCalcError`, or a file, literal or option that cannot be read) prints one
 message prefixed ``indexcalc: error:`` and exits 2; anything else is a bug and exits 3.
-``--debug`` adds the traceback. The work itself is done by the library: ``check`` is
+``--debug`` adds the traceback. Ctrl-C exits 130. Inputs and arrays have limits
+(``MAX_*``), checked before anything is read or allocated, so that no input exhausts the
+memory or runs for minutes. The work itself is done by the library: ``check`` is
 `indexcalc.check.check_derivatives`.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import math
 import os
 import re
+import stat
 import sys
+import tokenize
 import traceback
 import warnings
 import zipfile
+import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
@@ -26,8 +34,10 @@ import indexcalc as ic
 
 from .check import CHECK_SIZE, RANDOM_HIGH, RANDOM_LOW, check_derivatives, comma_chains
 from .diff import parse_variable
-from .expr import Derivative, Expr, deep_recursion, postorder
+from .expr import Delta, Derivative, Epsilon, Expr, Tensor, postorder
+from .plan import Broadcast, Embed, Fill, Plan
 from .printing import PRINTERS
+from .sizes import unified_shapes
 
 EXIT_OK = 0
 EXIT_CHECK_FAILED = 1
@@ -37,6 +47,15 @@ EXIT_INTERRUPTED = 130
 EXIT_BROKEN_PIPE = 141
 
 UNICODE_PROBE = "δ⊙Σσε"
+
+# Limits on what the command line reads and makes, so that no input exhausts the memory or
+# runs for minutes (docs/cli.md, "Limits").
+MAX_NOTATION_CHARS = 2**20  # EXPR read from a file or standard input
+MAX_TEXT_CHARS = 2**26  # a .csv or .txt array file
+MAX_ELEMENTS = 2**24  # any array read, made or saved: 128 MiB of float64, about a second
+MAX_PRINTED = 2**15  # a printed result (NumPy prints long rows in quadratic time)
+MAX_CHECK_WORK = 10**8  # check: elements differenced times the largest array's elements
+MAX_AXES = 32  # of an inline literal, as NumPy 1 allows
 
 EXIT_CODES = """\
 exit codes:
@@ -92,7 +111,7 @@ examples:
   indexcalc simplify "(A_ij f_j)_{,k}" --var f --format latex
       A_{ik}"""
 
-EVAL_EPILOG = """\
+EVAL_EPILOG = f"""\
 VALUE is one of
   a .npy file                     A=A.npy
   a .npz file and a key           A=arrays.npz:A  (the key may be left out if there is one array)
@@ -112,7 +131,8 @@ examples:
        [0. 1.]]
   indexcalc eval "A_ij x_j" A=A.npy x=x.csv --save y.npy
 
-Quote literals: the shell reads [ ] as a pattern."""
+Quote literals: the shell reads [ ] as a pattern. A result of more than {MAX_PRINTED:,}
+elements is not printed: write it with --save. docs/cli.md lists the limits on inputs and arrays."""
 
 CHECK_EPILOG = f"""\
 Inputs are uniform random in [{RANDOM_LOW}, {RANDOM_HIGH}), so log, sqrt and fractional powers stay
@@ -132,30 +152,57 @@ class InputError(ic.IndexCalcError):
     """A command-line input that cannot be used: a file, a NAME=VALUE, a literal, --dims."""
 
 
+def shown(text: str, limit: int = 60) -> str:
+    """`text` quoted for a message, its middle cut out when it is long."""
+    if len(text) > limit:
+        text = f"{text[: limit // 2]}…{text[-limit // 4 :]}"
+    return repr(text)
+
+
 # -- reading inputs ------------------------------------------------------------------------
 
 
 def read_expression(argument: str) -> str:
     """EXPR as notation: itself, standard input for ``-``, a file's text for ``@file``."""
     if argument == "-":
-        return sys.stdin.read()
-    if argument.startswith("@"):
-        path = argument[1:]
+        if sys.stdin is None:
+            raise InputError("cannot read standard input: it is closed")
         try:
-            return Path(path).read_text(encoding="utf-8")
+            text = sys.stdin.read(MAX_NOTATION_CHARS + 1)
         except (OSError, UnicodeDecodeError) as error:
-            raise _file_error(path, error) from None
+            raise _file_error("standard input", error) from None
+        return _at_most(text, MAX_NOTATION_CHARS, "standard input")
+    if argument.startswith("@"):
+        return read_text(argument[1:], MAX_NOTATION_CHARS)
     return argument
 
 
-def _file_error(path: str, error: Exception) -> InputError:
+def read_text(path: str, limit: int) -> str:
+    """The UTF-8 text of a file, refused past `limit` characters: a device such as
+    /dev/zero never ends."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            text = file.read(limit + 1)
+    except (OSError, UnicodeDecodeError) as error:
+        raise _file_error(shown(path), error) from None
+    return _at_most(text, limit, shown(path))
+
+
+def _at_most(text: str, limit: int, where: str) -> str:
+    if len(text) > limit:
+        raise InputError(f"cannot read {where}: it is longer than {limit:,} characters")
+    return text
+
+
+def _file_error(where: str, error: Exception) -> InputError:
+    """The error for a file (`where`: its name as a message shows it) that cannot be read."""
     if isinstance(error, FileNotFoundError):
-        return InputError(f"cannot read '{path}': no such file")
+        return InputError(f"cannot read {where}: no such file")
     if isinstance(error, UnicodeDecodeError):
-        return InputError(f"cannot read '{path}': it is not UTF-8 text")
+        return InputError(f"cannot read {where}: it is not UTF-8 text")
     if isinstance(error, OSError):
-        return InputError(f"cannot read '{path}': {error.strerror or error}")
-    return InputError(f"cannot read '{path}': {error}")
+        return InputError(f"cannot read {where}: {error.strerror or error}")
+    return InputError(f"cannot read {where}: {error}")
 
 
 def split_items(values: Iterable[str] | None) -> list[str]:
@@ -169,11 +216,19 @@ def parse_dims(values: Iterable[str] | None) -> dict[str, int]:
     for item in split_items(values):
         index, equals, size = (part.strip() for part in item.partition("="))
         if not equals or len(index) != 1 or not index.isalpha():
-            raise InputError(f"--dims {item!r}: write one index letter and its size, like i=3")
-        if not size.isdigit():
-            raise InputError(f"--dims {item!r}: the size of '{index}' must be a whole number >= 0")
+            raise InputError(f"--dims {shown(item)}: write one index letter and its size, like i=3")
+        # ASCII digits only: "³".isdigit() holds, but int("³") fails.
+        if not (size.isascii() and size.isdigit()):
+            raise InputError(
+                f"--dims {shown(item)}: the size of '{index}' must be a whole number >= 0"
+            )
+        if len(size.lstrip("0")) > len(str(MAX_ELEMENTS)) or int(size) > MAX_ELEMENTS:
+            raise InputError(
+                f"--dims {shown(item)}: an index may run over at most "
+                f"{MAX_ELEMENTS:,} values, the most elements of any array indexcalc makes"
+            )
         if index in dims and dims[index] != int(size):
-            raise InputError(f"--dims gives '{index}' two sizes, {dims[index]} and {size}")
+            raise InputError(f"--dims gives '{index}' two sizes, {dims[index]} and {int(size)}")
         dims[index] = int(size)
     return dims
 
@@ -193,15 +248,21 @@ def parse_literal(text: str) -> np.ndarray:
     rewritten as JSON before `json.loads` reads the structure.
     """
     pieces: list[str] = []
-    position = 0
+    position = depth = 0
     while position < len(text.rstrip()):
         match = _LITERAL_TOKEN.match(text, position)
         if match is None:
             raise InputError(
-                f"{text!r} is not a number or a list of numbers (at {text[position:]!r}); "
-                "write it like 2.5, [1,2,3] or [[1,2],[3,4]]"
+                f"{shown(text)} is not a number or a list of numbers "
+                f"(at {shown(text[position:], 20)}); write it like 2.5, [1,2,3] or [[1,2],[3,4]]"
             )
         number, mark = match["number"], match["mark"]
+        depth += {"[": 1, "]": -1}.get(mark, 0)
+        if depth > MAX_AXES:
+            raise InputError(
+                f"{shown(text)} nests lists more than {MAX_AXES} deep; "
+                f"an array has at most {MAX_AXES} axes"
+            )
         # NumPy prints [[1. 2.] [3. 4.]]: values side by side need a comma for JSON.
         if pieces and pieces[-1] not in ("[", ",") and (number or mark == "["):
             pieces.append(",")
@@ -211,38 +272,122 @@ def parse_literal(text: str) -> np.ndarray:
         value = json.loads("".join(pieces))
     except json.JSONDecodeError as error:
         raise InputError(
-            f"{text!r} is not a number or a list of numbers ({error.msg.lower()}); "
+            f"{shown(text)} is not a number or a list of numbers ({error.msg.lower()}); "
             "write it like 2.5, [1,2,3] or [[1,2],[3,4]]"
         ) from None
     try:
         return np.array(value, dtype=np.float64)
     except ValueError:
-        raise InputError(f"{text!r} has rows of different lengths") from None
+        raise InputError(f"{shown(text)} has rows of different lengths") from None
+
+
+def read_npy(stream: IO[bytes], where: str, size: int | None) -> np.ndarray:
+    """An array in .npy format, its header checked before anything is allocated: the
+    number of elements against `MAX_ELEMENTS` and, when the stream's `size` in bytes is
+    known, the data the header announces against what follows it. Never a pickle."""
+    try:
+        version = np.lib.format.read_magic(stream)
+        read_header = _NPY_HEADERS.get(version)
+        if read_header is None:
+            raise InputError(f"cannot read {where}: .npy format {version} is not supported")
+        shape, fortran_order, dtype = read_header(stream)
+    except (ValueError, SyntaxError, tokenize.TokenError) as error:  # NumPy tokenizes old headers
+        raise InputError(f"cannot read {where}: it is not a .npy file ({error})") from None
+    if dtype.kind not in "biufc":
+        raise InputError(f"cannot read {where}: it holds {dtype} values, not numbers")
+    if min(shape, default=0) < 0:
+        raise InputError(f"cannot read {where}: its header gives the shape {shape}")
+    count = math.prod(shape)
+    if count > MAX_ELEMENTS:
+        raise InputError(
+            f"cannot read {where}: its shape {shape} has {count:,} elements; "
+            f"indexcalc reads arrays of at most {MAX_ELEMENTS:,}"
+        )
+    needed = count * dtype.itemsize
+    if size is not None and size - stream.tell() < needed:
+        raise InputError(
+            f"cannot read {where}: its shape {shape} of {dtype} needs {needed:,} bytes of "
+            f"data, but only {max(size - stream.tell(), 0):,} follow the header"
+        )
+    array = np.empty(count, dtype)
+    if _read_into(stream, array.view(np.uint8).data) < needed:
+        raise InputError(f"cannot read {where}: it ends before the {needed:,} bytes of its data")
+    return array.reshape(shape, order="F" if fortran_order else "C")
+
+
+# The .npy header formats a numeric array can have (3.0 only adds UTF-8 field names).
+_NPY_HEADERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
+
+
+def _read_into(stream: IO[bytes], buffer: memoryview) -> int:
+    """Fill `buffer` from `stream`, 16 MiB at a time; the number of bytes read, fewer
+    where the stream ends early."""
+    filled = 0
+    while filled < len(buffer):
+        chunk = stream.read(min(len(buffer) - filled, 2**24))
+        if not chunk:
+            break
+        buffer[filled : filled + len(chunk)] = chunk
+        filled += len(chunk)
+    return filled
 
 
 def _load_npy(path: str, key: str | None) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
+    with open(path, "rb") as stream:
+        status = os.fstat(stream.fileno())
+        size = status.st_size if stat.S_ISREG(status.st_mode) else None
+        return read_npy(stream, shown(path), size)
 
 
 def _load_npz(path: str, key: str | None) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as archive:
-        keys = list(archive.files)
+    with open(path, "rb") as file, zipfile.ZipFile(_regular(file, path)) as archive:
+        members = {
+            info.filename.removesuffix(".npy"): info
+            for info in archive.infolist()
+            if info.filename.endswith(".npy")
+        }
+        keys = list(members)
         if key is None and len(keys) == 1:
             key = keys[0]
         if key is None:
             raise InputError(
-                f"'{path}' holds {len(keys)} arrays; choose one with {path}:KEY, "
+                f"{shown(path)} holds {len(keys)} arrays; choose one with {path}:KEY, "
                 f"where KEY is one of {', '.join(keys) or '(none)'}"
             )
-        if key not in keys:
+        if key not in members:
             raise InputError(
-                f"'{path}' has no array '{key}'; its keys are {', '.join(keys) or '(none)'}"
+                f"{shown(path)} has no array {shown(key)}; "
+                f"its keys are {', '.join(keys) or '(none)'}"
             )
-        return archive[key]
+        try:
+            with archive.open(members[key]) as stream:
+                return read_npy(stream, shown(f"{path}:{key}"), members[key].file_size)
+        except RuntimeError as error:  # an encrypted member
+            raise InputError(f"cannot read {shown(path)}: {error}") from None
+
+
+def _regular(file: IO[bytes], path: str) -> IO[bytes]:
+    """`file`, if it is a regular file: a zip is read by seeking, which a device such as
+    /dev/zero allows without ever ending."""
+    if not stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+        raise InputError(f"cannot read {shown(path)}: it is not a regular file")
+    return file
 
 
 def _loadtxt(delimiter: str | None) -> Callable[[str, str | None], np.ndarray]:
-    return lambda path, key: np.loadtxt(path, delimiter=delimiter, dtype=np.float64)
+    def load(path: str, key: str | None) -> np.ndarray:
+        text = read_text(path, MAX_TEXT_CHARS)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "input contained no data": said below
+            array = np.loadtxt(io.StringIO(text), delimiter=delimiter, dtype=np.float64)
+        if array.size == 0:
+            raise InputError(f"{shown(path)} holds no numbers")
+        return array
+
+    return load
 
 
 # How each kind of file is read, by its extension.
@@ -253,24 +398,31 @@ LOADERS: dict[str, Callable[[str, str | None], np.ndarray]] = {
     ".txt": _loadtxt(None),
 }
 
+# What reading a damaged file can raise, besides our own errors.
+_FILE_ERRORS = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, NotImplementedError)
+
 
 def load_value(value: str) -> np.ndarray:
-    """A VALUE: a .npy, .npz (``file.npz:key``), .csv or .txt file, or an inline literal."""
+    """A VALUE: a .npy, .npz (``file.npz:key``), .csv or .txt file, or an inline literal.
+
+    A value that begins with ``[`` is a literal and never tried as a file name."""
+    if value.startswith("["):
+        return parse_literal(value)
     path, key = value, None
     before, colon, after = value.rpartition(":")
     if colon and before.lower().endswith(".npz"):
         path, key = before, after
     loader = LOADERS.get(Path(path).suffix.lower())
     if loader is None:
-        if Path(value).is_file():
+        if os.path.isfile(value):  # False, never an error, for a name too long to be a file
             raise InputError(
-                f"cannot read '{value}': use a {', '.join(LOADERS)} file or an inline literal"
+                f"cannot read {shown(value)}: use a {', '.join(LOADERS)} file or an inline literal"
             )
         return parse_literal(value)
     try:
         return loader(path, key)
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
-        raise _file_error(path, error) from None
+    except _FILE_ERRORS as error:
+        raise _file_error(shown(path), error) from None
 
 
 def load_arrays(assignments: Sequence[str]) -> dict[str, np.ndarray]:
@@ -281,14 +433,15 @@ def load_arrays(assignments: Sequence[str]) -> dict[str, np.ndarray]:
         name = name.strip()
         if not equals or not _NAME.fullmatch(name):
             raise InputError(
-                f"{assignment!r} is not NAME=VALUE; give each array as, e.g., x=[1,2,3] or A=A.npy"
+                f"{shown(assignment)} is not NAME=VALUE; "
+                "give each array as, e.g., x=[1,2,3] or A=A.npy"
             )
         if name in arrays:
-            raise InputError(f"array '{name}' is given twice")
+            raise InputError(f"array {shown(name)} is given twice")
         try:
             arrays[name] = load_value(value.strip())
         except InputError as error:
-            raise InputError(f"array '{name}': {error}") from None
+            raise InputError(f"array {shown(name)}: {error}") from None
     return arrays
 
 
@@ -308,18 +461,32 @@ def _can_encode(text: str, encoding: str) -> bool:
 
 
 def write(text: str) -> None:
-    """Print a line on standard output, escaping what its encoding cannot show."""
+    """Print a line on standard output, escaping what its encoding cannot show. The line
+    is flushed, so that a full disk is an error here rather than a traceback at exit."""
     encoding = _stdout_encoding()
     if not _can_encode(text, encoding):
         text = text.encode(encoding, "backslashreplace").decode(encoding)
-    print(text)
+    try:
+        print(text, flush=True)
+    except BrokenPipeError:
+        raise
+    except OSError as error:
+        drop_output()
+        raise InputError(f"cannot write standard output: {error.strerror or error}") from None
+
+
+def drop_output() -> None:
+    """Point standard output at the null device, so that what is left in its buffer is
+    not written, and does not fail again, at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 def render(expr: Expr, style: str) -> str:
     """`expr` printed in `style`; Unicode falls back to ASCII if stdout cannot show it."""
     if style == "unicode" and not _can_encode(UNICODE_PROBE, _stdout_encoding()):
         style = "ascii"
-    return deep_recursion(PRINTERS[style]().doprint)(expr)
+    return PRINTERS[style]().doprint(expr)
 
 
 def format_array(array: np.ndarray) -> str:
@@ -363,24 +530,97 @@ def run_eval(args: argparse.Namespace) -> int:
     given = ic.parse(read_expression(args.expr), var=args.var)
     expr = ic.diff(given, args.wrt, symmetric=split_items(args.symmetric)) if args.wrt else given
     arrays = load_arrays(args.arrays)
-    dims = {**variable_sizes(given, args.wrt or (), arrays), **parse_dims(args.dims)}
-    compiled = ic.compile(expr, args.out, dims=dims)
+    variables = derivative_variables(given, args.wrt or ())
+    dims = parse_dims(args.dims)
+    check_dims_agree(dims, [given, expr, *variables], arrays)
+    compiled = ic.compile(expr, args.out, dims={**variable_sizes(variables, arrays), **dims})
     unused = sorted(set(arrays) - set(compiled.inputs) - given.tensor_names)
     if unused:
         print(
             f"indexcalc: warning: the expression does not use {', '.join(unused)}",
             file=sys.stderr,
         )
+    refuse_large_arrays(compiled.plan(arrays), dims)
     with np.errstate(all="ignore"):
         result = np.asarray(compiled(arrays))
     if args.save:
         try:
             np.save(args.save, result)
-        except OSError as error:
-            raise InputError(f"cannot write '{args.save}': {error.strerror or error}") from None
-    else:
-        write(format_array(result))
+        except (OSError, ValueError) as error:
+            reason = getattr(error, "strerror", None) or error
+            raise InputError(f"cannot write {shown(args.save)}: {reason}") from None
+        return EXIT_OK
+    if result.size > MAX_PRINTED:
+        raise InputError(
+            f"the result has {result.size:,} elements, more than the {MAX_PRINTED:,} "
+            "indexcalc prints; write it to a file with --save FILE.npy"
+        )
+    write(format_array(result))
     return EXIT_OK
+
+
+def check_dims_agree(
+    dims: Mapping[str, int], exprs: Sequence[Expr], arrays: Mapping[str, np.ndarray]
+) -> None:
+    """Refuse a --dims size that an array contradicts: the size of an axis the index runs
+    over, directly or through δs that tie it to other indices, or the rank of an ε on it.
+
+    The library sizes an index by an array where one does and uses dims only for the
+    rest, so a contradicting --dims would otherwise be ignored without a word.
+    """
+    if not dims:
+        return
+    parent: dict[object, object] = {}
+
+    def find(key: object) -> object:
+        while parent.setdefault(key, key) != key:
+            parent[key] = parent[parent[key]]  # path halving: near-constant time per call
+            key = parent[key]
+        return key
+
+    def union(a: object, b: object) -> None:
+        parent[find(a)] = find(b)
+
+    fixed: list[tuple[object, int, str]] = []  # (index or axis, its size, what fixes it)
+    for node in postorder(*exprs):
+        if isinstance(node, Tensor):
+            shape = np.shape(arrays[node.name]) if node.name in arrays else None
+            for axis, index in enumerate(node.indices):
+                union(index, (node.name, axis))
+                if shape is not None and len(shape) == len(node.indices):
+                    what = f"axis {axis} of '{node.name}', of size {shape[axis]}"
+                    fixed.append(((node.name, axis), shape[axis], what))
+        elif isinstance(node, Delta):
+            for index in node.indices:
+                union(index, node.axis or node.indices[0])
+        elif isinstance(node, Epsilon):
+            rank = len(node.indices)
+            for index in node.indices:
+                fixed.append((find(index), rank, f"an ε of rank {rank}"))
+    for index, size in dims.items():
+        for key, actual, what in fixed:
+            if index in parent and find(key) == find(index) and actual != size:
+                raise InputError(
+                    f"--dims {index}={size} contradicts {what}, which '{index}' runs over"
+                )
+
+
+def refuse_large_arrays(plan: Plan, dims: Mapping[str, int]) -> None:
+    """Refuse, before anything is allocated, a plan that makes an array of more than
+    `MAX_ELEMENTS`: its cost's largest intermediate, or an array a step makes in a shape
+    it is given (a δ written out, a broadcast, a fill), which the cost does not count."""
+    made = [
+        math.prod(dim.value for dim in step.operation.shape)
+        for step in plan.steps
+        if isinstance(step.operation, (Broadcast, Embed, Fill))
+    ]
+    largest = max([plan.cost.largest_intermediate, *made])
+    if largest > MAX_ELEMENTS:
+        given = f" (--dims {', '.join(f'{i}={n}' for i, n in dims.items())})" if dims else ""
+        raise InputError(
+            f"evaluating this would make an array of {largest:,} elements{given}, more than "
+            f"the {MAX_ELEMENTS:,} indexcalc allows"
+        )
 
 
 def run_check(args: argparse.Namespace) -> int:
@@ -393,11 +633,13 @@ def run_check(args: argparse.Namespace) -> int:
             "nothing to check: give --wrt VAR, or write a comma derivative in EXPR, "
             "like f = x_i A_ij x_j; f_{,k}"
         )
+    dims = parse_dims(args.dims)
+    refuse_large_check(expr, args.wrt or (), dims)
     style = "unicode" if _can_encode(UNICODE_PROBE, _stdout_encoding()) else "ascii"
     result = check_derivatives(
         expr,
         args.wrt or None,
-        dims=parse_dims(args.dims),
+        dims=dims,
         seed=args.seed,
         tolerance=args.tol,
         style=style,
@@ -416,17 +658,42 @@ def run_check(args: argparse.Namespace) -> int:
     return EXIT_CHECK_FAILED
 
 
-def variable_sizes(
-    expr: Expr, wrt: Iterable[str], arrays: Mapping[str, np.ndarray]
-) -> dict[str, int]:
-    """The sizes of derivative indices, from the shapes of the variables' arrays: for each
-    --wrt and each comma derivative written in `expr`."""
+def refuse_large_check(expr: Expr, wrt: Sequence[str], dims: Mapping[str, int]) -> None:
+    """Refuse, before drawing the random arrays, a check that would make an array of more
+    than `MAX_ELEMENTS` or take more than `MAX_CHECK_WORK`: central differences evaluate
+    the expression twice for each element of the variable."""
+    chains = [(expr, [parse_variable(w) for w in wrt])] if wrt else comma_chains(expr)
+    roots = [expr, *(variable for _, variables in chains for variable in variables)]
+    sizes, shapes = unified_shapes(postorder(*roots), dims, CHECK_SIZE, option="--dims")
+    inputs = max((math.prod(shape) for shape in shapes.values()), default=1)
+    for base, variables in chains:
+        axes = list(base.free_indices)
+        for variable in variables:
+            axes += variable.indices
+            largest = max(inputs, math.prod(sizes.get(i, CHECK_SIZE) for i in axes))
+            differenced = math.prod(shapes.get(variable.name, ()))
+            if largest > MAX_ELEMENTS or differenced * largest > MAX_CHECK_WORK:
+                given = f" with --dims {', '.join(f'{i}={n}' for i, n in dims.items())}"
+                raise InputError(
+                    f"checking the derivative by {variable} would difference {differenced:,} "
+                    f"elements over arrays of up to {largest:,}{given if dims else ''}, more "
+                    f"than the {MAX_CHECK_WORK:,} element operations indexcalc does in a "
+                    "check; give smaller --dims"
+                )
+
+
+def derivative_variables(expr: Expr, wrt: Iterable[str]) -> list[Tensor]:
+    """The variables of each --wrt and of each comma derivative written in `expr`."""
     variables = [parse_variable(w) for w in wrt]
-    variables += [node.wrt for node in postorder(expr) if isinstance(node, Derivative)]
+    return variables + [node.wrt for node in postorder(expr) if isinstance(node, Derivative)]
+
+
+def variable_sizes(variables: Iterable[Tensor], arrays: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """The sizes of derivative indices, from the shapes of the variables' arrays."""
     sizes: dict[str, int] = {}
     for variable in variables:
-        shape = np.shape(arrays.get(variable.name, ()))
-        if len(shape) == len(variable.indices):
+        shape = np.shape(arrays[variable.name]) if variable.name in arrays else None
+        if shape is not None and len(shape) == len(variable.indices):
             sizes.update(zip(variable.indices, shape, strict=True))
     return sizes
 
@@ -574,7 +841,18 @@ def parse_arguments(parser: argparse.ArgumentParser, argv: Sequence[str]) -> arg
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line with `argv` (default: ``sys.argv[1:]``); return the exit code."""
+    """Run the command line with `argv` (default: ``sys.argv[1:]``); return the exit code.
+
+    Ctrl-C at any moment, from parsing the options to printing the result, returns 130.
+    """
+    try:
+        return _run(argv)
+    except KeyboardInterrupt:
+        print("indexcalc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _run(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     try:
         args = parse_arguments(parser, list(sys.argv[1:] if argv is None else argv))
@@ -592,13 +870,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(f"indexcalc: error: {error.for_option('--dims')}", EXIT_USER_ERROR, args.debug)
     except ic.IndexCalcError as error:
         return _fail(f"indexcalc: error: {error}", EXIT_USER_ERROR, args.debug)
-    except KeyboardInterrupt:
-        print("indexcalc: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
-    except BrokenPipeError:
-        # The reader went away (| head). Silence the flush of what is left at exit.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
+    except BrokenPipeError:  # the reader went away (| head)
+        drop_output()
         return EXIT_BROKEN_PIPE
     except Exception as error:
         message = (

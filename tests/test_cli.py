@@ -7,11 +7,17 @@ and what it printed. A few tests at the end run the real console script and
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import re
+import signal
 import subprocess
 import sys
+import threading
+import time
+import tracemalloc
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +26,7 @@ import pytest
 
 import indexcalc as ic
 import indexcalc.check as checking
+import indexcalc.cli as command_line
 from indexcalc.cli import main
 from indexcalc.printing import PRINTERS
 
@@ -445,14 +452,405 @@ def test_transpose_written_as_a_power_is_noted_with_the_index_form(cli) -> None:
     assert "Traceback" not in result.stderr
 
 
+# -- no input makes a bug (issue 15): every input error exits 2, Ctrl-C exits 130 ---------
+
+
+def literal(values) -> str:
+    """An inline literal of a vector, as a user would type it."""
+    return "[" + ",".join(f"{v:g}" for v in values) + "]"
+
+
+def write_npy_header(path: Path, shape: tuple[int, ...], data: bytes = b"", descr="<f8") -> None:
+    """A .npy file whose header claims `shape`, followed by `data` whatever its size."""
+    with open(path, "wb") as file:
+        header = {"descr": descr, "fortran_order": False, "shape": shape}
+        np.lib.format.write_array_header_1_0(file, header)
+        file.write(data)
+
+
+def one_error(result: Result) -> str:
+    """`error_message`, also checking the error is said once."""
+    stderr = error_message(result)
+    assert stderr.count("indexcalc: error:") == 1, stderr
+    return stderr
+
+
+@pytest.mark.parametrize(
+    ("expression", "value", "expected"),
+    [("x_i x_i", literal([1] * 200), [200.0]), ("x", "1" * 300, [float("1" * 300)])],
+)
+def test_a_literal_too_long_for_a_file_name_is_read_as_a_literal(
+    cli, expression, value, expected
+) -> None:
+    assert len(value) > 255  # NAME_MAX: tried as a file name, it raised ENAMETOOLONG
+    result = cli("eval", expression, f"x={value}")
+    np.testing.assert_allclose(numbers(printed(result)), expected)
+
+
+def test_a_file_name_too_long_is_a_user_error_that_names_the_file(cli) -> None:
+    stderr = one_error(cli("eval", "x_i", "x=" + "a" * 300 + ".npy"))
+    assert "File name too long" in stderr
+    assert "'aaaaaaaaaa" in stderr
+    assert len(stderr) < 300  # the name is shortened, not repeated whole
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+def test_an_endless_expression_file_is_refused_at_the_limit(cli) -> None:
+    stderr = one_error(cli("simplify", "@/dev/zero"))
+    assert (
+        f"cannot read '/dev/zero': it is longer than {command_line.MAX_NOTATION_CHARS:,}" in stderr
+    )
+
+
+def test_standard_input_is_read_up_to_the_limit_and_refused_beyond(cli, monkeypatch) -> None:
+    monkeypatch.setattr(command_line, "MAX_NOTATION_CHARS", 10)
+    assert printed(cli("simplify", "-", stdin="x_i + x_i ")) == "2 x_i"  # 10 characters
+    stderr = one_error(cli("simplify", "-", stdin="x_i + x_i + x_i"))
+    assert "cannot read standard input: it is longer than 10 characters" in stderr
+
+
+@pytest.mark.skipif(not Path("/dev/zero").exists(), reason="no /dev/zero")
+@pytest.mark.parametrize(
+    ("suffix", "reason"),
+    [
+        (".txt", "it is longer than 1,000 characters"),
+        (".csv", "it is longer than 1,000 characters"),
+        (".npy", "it is not a .npy file"),
+        (".npz", "it is not a regular file"),
+    ],
+)
+def test_an_array_file_that_never_ends_is_refused(cli, monkeypatch, tmp_path, suffix, reason):
+    monkeypatch.setattr(command_line, "MAX_TEXT_CHARS", 1000)
+    (tmp_path / f"zero{suffix}").symlink_to("/dev/zero")
+    stderr = one_error(cli("eval", "x_i", f"x=zero{suffix}", cwd=tmp_path))
+    assert f"array 'x': cannot read 'zero{suffix}': {reason}" in stderr
+
+
+def test_a_text_array_at_the_limit_is_read(cli, monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(command_line, "MAX_TEXT_CHARS", 8)
+    (tmp_path / "x.csv").write_text("1,2,3.5\n")  # 8 characters
+    np.testing.assert_array_equal(
+        numbers(printed(cli("eval", "x_i", "x=x.csv", cwd=tmp_path))), [1, 2, 3.5]
+    )
+
+
+def test_npy_header_claiming_1e11_elements_is_refused_before_reading(cli, tmp_path) -> None:
+    write_npy_header(tmp_path / "huge.npy", (10**11,), bytes(64))
+    stderr = one_error(cli("eval", "x_i", "x=huge.npy", cwd=tmp_path))
+    assert "its shape (100000000000,) has 100,000,000,000 elements" in stderr
+
+
+def test_npy_header_larger_than_the_file_is_refused_before_allocating(cli, tmp_path) -> None:
+    claimed = command_line.MAX_ELEMENTS  # float64 elements: 128 MiB, in a file of 80 bytes
+    write_npy_header(tmp_path / "short.npy", (claimed,), bytes(80))
+    tracemalloc.start()
+    try:
+        stderr = one_error(cli("eval", "x_i", "x=short.npy", cwd=tmp_path))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert f"needs {8 * claimed:,} bytes of data, but only 80 follow the header" in stderr
+    assert peak < 2**22  # NumPy reports its allocations to tracemalloc: none near 128 MiB
+
+
+def test_npy_from_a_pipe_that_ends_early_is_refused(cli, tmp_path) -> None:
+    buffer = io.BytesIO()
+    np.save(buffer, np.arange(6.0))
+    fifo = tmp_path / "x.npy"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(buffer.getvalue()[:-8]))
+    writer.start()
+    try:
+        stderr = one_error(cli("eval", "x_i", "x=x.npy", cwd=tmp_path))
+    finally:
+        writer.join(timeout=60)
+    assert "cannot read 'x.npy': it ends before the 48 bytes of its data" in stderr
+
+
+def test_npy_in_fortran_order_and_big_endian_reads_its_values(cli, tmp_path) -> None:
+    A = np.asfortranarray(np.arange(6.0).reshape(2, 3)).astype(">f8")
+    np.save(tmp_path / "A.npy", A)
+    np.save(tmp_path / "x.npy", np.array([1.0, -2.0, 0.5]))
+    result = cli("eval", "A_ij x_j", "A=A.npy", "x=x.npy", cwd=tmp_path)
+    np.testing.assert_allclose(numbers(printed(result)), A @ [1.0, -2.0, 0.5])
+
+
+def _npz_with_member(path: Path, member: bytes) -> None:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("A.npy", member)
+
+
+def _npy_bytes(array) -> bytes:
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=True)
+    return buffer.getvalue()
+
+
+def _huge_header() -> bytes:
+    buffer = io.BytesIO()
+    header = {"descr": "<f8", "fortran_order": False, "shape": (10**6, 10**6)}
+    np.lib.format.write_array_header_1_0(buffer, header)
+    return buffer.getvalue()
+
+
+CORRUPT_FILES = {
+    "random bytes": ("x.npy", bytes(range(256)) * 4, "it is not a .npy file"),
+    "cut short": ("x.npy", _npy_bytes(np.arange(6.0))[:-7], "only 41 follow the header"),
+    "strings": ("x.npy", _npy_bytes(np.array(["a", "b"])), "it holds <U1 values, not numbers"),
+    "objects": ("x.npy", _npy_bytes(np.array([{}, 1], dtype=object)), "it holds object values"),
+    "records": ("x.npy", _npy_bytes(np.zeros(2, "f8,i4")), "not numbers"),
+    "negative shape": (
+        "x.npy",
+        _huge_header().replace(b"1000000, 1000000", b"-1, -1".ljust(16)),
+        "its header gives the shape (-1, -1)",
+    ),
+    "unbalanced header": (
+        "x.npy",
+        _npy_bytes(np.arange(6.0)).replace(b"'shape': (", b"'shape': b"),
+        "it is not a .npy file",
+    ),
+    "npz of random bytes": ("x.npz", bytes(range(256)), "File is not a zip file"),
+    "npz member too large": (
+        "x.npz",
+        None,
+        "its shape (1000000, 1000000) has 1,000,000,000,000 elements",
+    ),
+    "csv with a word": ("x.csv", b"1,2\n3,four\n", "could not convert string 'four'"),
+    "csv with ragged rows": ("x.csv", b"1,2,3\n4,5\n", "cannot read 'x.csv'"),
+    "txt not UTF-8": ("x.txt", b"1 2 \xff\n", "it is not UTF-8 text"),
+    "txt with NUL": ("x.txt", b"1\x002\n", "cannot read 'x.txt'"),
+    "txt with no numbers": ("x.txt", b"# nothing\n", "'x.txt' holds no numbers"),
+}
+
+
+@pytest.mark.parametrize("case", CORRUPT_FILES)
+def test_corrupt_array_file_is_a_user_error_that_names_it(cli, tmp_path, case) -> None:
+    name, content, reason = CORRUPT_FILES[case]
+    if content is None:
+        _npz_with_member(tmp_path / name, _huge_header())
+    else:
+        (tmp_path / name).write_bytes(content)
+    stderr = one_error(cli("eval", "x_i", f"x={name}", cwd=tmp_path))
+    assert stderr.startswith("indexcalc: error: array 'x': ")
+    assert reason in stderr
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("[" * 33 + "1" + "]" * 33, "nests lists more than 32 deep"),
+        ("[" * 5000 + "]" * 5000, "nests lists more than 32 deep"),
+        ("[1,[2]]", "rows of different lengths"),
+        ("[1,,2]", "not a number or a list of numbers"),
+        ("\x00", "not a number or a list of numbers"),
+    ],
+)
+def test_malformed_literal_is_a_user_error(cli, value, reason) -> None:
+    assert reason in one_error(cli("eval", "x_i", f"x={value}"))
+
+
+@pytest.mark.parametrize(
+    ("dims", "reason"),
+    [
+        ("i=³", "must be a whole number >= 0"),  # "³".isdigit(), yet int("³") fails
+        ("i=٣", "must be a whole number >= 0"),
+        ("i=-1", "must be a whole number >= 0"),
+        ("i=99999999999999999999", f"at most {command_line.MAX_ELEMENTS:,} values"),
+        ("i=" + "9" * 5000, f"at most {command_line.MAX_ELEMENTS:,} values"),  # int() fails
+    ],
+)
+def test_dims_size_that_is_not_a_plain_size_is_a_user_error(cli, dims, reason) -> None:
+    stderr = one_error(cli("eval", "delta_ij", "--dims", dims))
+    assert "--dims" in stderr
+    assert reason in stderr
+
+
+def test_dims_that_make_a_delta_of_1e12_elements_are_refused_before_allocating(cli) -> None:
+    tracemalloc.start()
+    try:
+        stderr = one_error(cli("eval", "delta_ij", "--dims", "i=1000000"))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "an array of 1,000,000,000,000 elements (--dims i=1000000)" in stderr
+    assert peak < 2**22
+
+
+def test_an_outer_product_beyond_the_limit_is_refused(cli) -> None:
+    vector = literal(range(300))
+    stderr = one_error(cli("eval", "x_i y_j z_k", f"x={vector}", f"y={vector}", f"z={vector}"))
+    assert f"an array of {300**3:,} elements" in stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (("x_i", "x=[1,2]", "--dims", "i=3"), "--dims i=3 contradicts axis 0 of 'x', of size 2"),
+        (
+            ("delta_ij x_j", "x=[1,2]", "--dims", "i=3"),
+            "--dims i=3 contradicts axis 0 of 'x', of size 2",
+        ),
+        (
+            ("A_ii", "--wrt", "A_pq", "A=[[1,2],[3,4]]", "--dims", "q=3"),
+            "--dims q=3 contradicts axis 0 of 'A', of size 2",
+        ),
+        (("eps_ijk x_k", "x=[1,2,3]", "--dims", "i=4"), "--dims i=4 contradicts an ε of rank 3"),
+    ],
+)
+def test_dims_contradicting_an_array_is_refused_naming_both_sizes(cli, args, said) -> None:
+    assert said in one_error(cli("eval", *args))
+
+
+def test_dims_for_an_array_not_given_leave_the_missing_array_error(cli) -> None:
+    assert "missing array x" in one_error(cli("eval", "x_i", "--dims", "i=3"))
+
+
+def test_dims_agreeing_with_the_arrays_are_accepted(cli) -> None:
+    result = cli("eval", "delta_ij x_j", "x=[1,2]", "--dims", "i=2,j=2")
+    np.testing.assert_array_equal(numbers(printed(result)), [1, 2])
+
+
+def test_check_refuses_finite_differences_beyond_its_limit(cli) -> None:
+    stderr = one_error(cli("check", "x_i A_ij x_j", "--wrt", "x_k", "--dims", "i=100000"))
+    assert "by x_k would difference 100,000 elements" in stderr
+    assert "--dims i=100000" in stderr
+
+
+def test_a_result_too_large_to_print_is_refused_and_saved_with_save(cli, tmp_path) -> None:
+    x = np.arange(200.0)
+    arrays = (f"x={literal(x)}", f"y={literal(-x)}")
+    stderr = one_error(cli("eval", "x_i y_j", *arrays, cwd=tmp_path))
+    assert "the result has 40,000 elements, more than the 32,768 indexcalc prints" in stderr
+    assert "--save FILE.npy" in stderr
+    assert printed(cli("eval", "x_i y_j", *arrays, "--save", "xy.npy", cwd=tmp_path)) == ""
+    np.testing.assert_array_equal(np.load(tmp_path / "xy.npy"), np.outer(x, -x))
+
+
+@pytest.mark.parametrize("path", ["missing/y.npy", "y\x00.npy", "a" * 300 + ".npy"])
+def test_save_where_nothing_can_be_written_is_a_user_error(cli, tmp_path, path) -> None:
+    assert "cannot write" in one_error(cli("eval", "x_i", "x=[1,2]", "--save", path, cwd=tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("stdin", "said"),
+    [
+        (None, "cannot read standard input: it is closed"),
+        (io.TextIOWrapper(io.BytesIO(b"x_i \xff"), encoding="utf-8"), "it is not UTF-8 text"),
+    ],
+)
+def test_standard_input_that_cannot_be_read_is_a_user_error(capsys, monkeypatch, stdin, said):
+    monkeypatch.setattr(sys, "stdin", stdin)
+    assert main(["simplify", "-"]) == 2
+    stderr = capsys.readouterr().err
+    assert stderr.startswith("indexcalc: error: cannot read standard input: ")
+    assert stderr.count("\n") == 1
+    assert said in stderr
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="no /dev/full")
+def test_standard_output_on_a_full_disk_is_a_user_error(capsys, monkeypatch) -> None:
+    with open("/dev/full", "w") as full:
+        monkeypatch.setattr(sys, "stdout", full)
+        assert main(["simplify", "x_i + x_i"]) == 2
+    assert capsys.readouterr().err == (
+        "indexcalc: error: cannot write standard output: No space left on device\n"
+    )
+
+
+def _interrupt(*args, **kwargs):
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize(
+    ("owner", "name", "args"),
+    [
+        (command_line, "build_parser", ()),
+        (command_line, "read_expression", ()),
+        (ic, "parse", ()),
+        (command_line, "load_arrays", ()),
+        (ic, "compile", ()),
+        (ic.Compiled, "__call__", ()),
+        (command_line, "write", ()),
+        (command_line, "check_derivatives", ("--wrt", "x_k")),
+    ],
+)
+def test_ctrl_c_at_any_stage_exits_130_with_one_line(cli, monkeypatch, owner, name, args) -> None:
+    monkeypatch.setattr(owner, name, _interrupt)
+    command = "check" if args else "eval"
+    arrays = () if args else ("A=[[1,2],[3,4]]", "x=[1,1]")
+    try:
+        result = cli(command, "x_i A_ij x_j", *arrays, *args)
+    except KeyboardInterrupt:
+        pytest.fail("Ctrl-C escaped main")
+    assert (result.returncode, result.stderr) == (130, "indexcalc: interrupted\n")
+
+
+def test_random_command_lines_never_exit_3(cli, tmp_path) -> None:
+    """A little fuzzing: valid and invalid pieces mixed; every run ends in 0, 1 or 2, and a
+    2 is one message."""
+    rng = np.random.default_rng(15)
+    (tmp_path / "bytes.npy").write_bytes(rng.bytes(300))
+    (tmp_path / "bytes.npz").write_bytes(rng.bytes(300))
+    (tmp_path / "bytes.csv").write_bytes(rng.bytes(300))
+    (tmp_path / "e.ic").write_bytes(rng.bytes(100))
+    np.save(tmp_path / "A.npy", rng.normal(size=(2, 2)))
+    write_npy_header(tmp_path / "huge.npy", (10**11,))
+    expressions = [
+        "x_i A_ij x_j",
+        "A_ij x_j",
+        "delta_ij x_j",
+        "eps_ijk x_k",
+        "x_i +* y_i",
+        "@e.ic",
+        "@missing.ic",
+        "(x_i x_i)_{,k}",
+        "A_ii",
+        "log(x_i x_i)",
+    ]
+    values = [
+        "x=[1,2]",
+        "x=[1,2,3]",
+        "A=A.npy",
+        "A=[[1,2],[3,4]]",
+        "x=bytes.npy",
+        "A=bytes.npz",
+        "x=bytes.csv",
+        "x=huge.npy",
+        f"x={literal([1] * 200)}",
+        "x=" + "[" * 40,
+        "A=³",
+    ]
+    options = [
+        ["--dims", "i=³"],
+        ["--dims", "i=1000000"],
+        ["--dims", "i=3"],
+        ["--dims", "j=2"],
+        ["--wrt", "x_k"],
+        ["--wrt", "A_pq"],
+        ["--out", "ji"],
+        ["--symmetric", "A"],
+    ]
+    for _ in range(60):
+        command = str(rng.choice(["eval", "eval", "check", "diff"]))
+        argv = [command, str(rng.choice(expressions))]
+        if command == "eval":
+            argv += [str(v) for v in rng.choice(values, size=rng.integers(0, 3))]
+        for k in rng.choice(len(options), size=rng.integers(0, 3)):
+            if command != "diff" or options[k][0] in ("--wrt", "--symmetric"):
+                argv += options[k]
+        result = cli(*argv, cwd=tmp_path)
+        assert result.returncode in (0, 1, 2), (argv, result.stderr)
+        assert "Traceback" not in result.stderr
+        if result.returncode == 2:
+            assert result.stderr.count("error:") == 1, (argv, result.stderr)
+
+
 # -- end to end: the console script and python -m in a subprocess -------------------------
 
 
-def run_process(
-    *args: str, stdin: str | None = None, module: bool = False
-) -> subprocess.CompletedProcess[str]:
-    """Run the command line as a program: this environment's console script, or
-    ``python -m indexcalc`` when `module` is set or the script is not installed.
+def program(module: bool = False) -> tuple[list[str], dict[str, str]]:
+    """The command line as a program and its environment: this environment's console
+    script, or ``python -m indexcalc`` when `module` is set or the script is not installed.
 
     PYTHONPATH puts the checkout first, so the program runs this code whatever copy of
     indexcalc the environment has installed.
@@ -465,6 +863,14 @@ def run_process(
     environment["PYTHONPATH"] = os.pathsep.join(
         filter(None, [str(REPO), os.environ.get("PYTHONPATH")])
     )
+    return command, environment
+
+
+def run_process(
+    *args: str, stdin: str | None = None, module: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """Run the command line as a program (see `program`) to its end."""
+    command, environment = program(module)
     return subprocess.run(
         [*command, *args],
         input=stdin,
@@ -472,6 +878,18 @@ def run_process(
         encoding="utf-8",
         env=environment,
         timeout=120,
+    )
+
+
+def start_process(*args: str, module: bool = False) -> subprocess.Popen[str]:
+    """Start the command line as a program (see `program`), its output captured."""
+    command, environment = program(module)
+    return subprocess.Popen(
+        [*command, *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        env=environment,
     )
 
 
@@ -489,6 +907,37 @@ def test_console_script_reports_a_user_error_with_exit_2_and_no_traceback() -> N
 def test_console_script_reads_the_expression_from_standard_input() -> None:
     result = run_process("eval", "-", "A=[[1,2],[3,4]]", "x=[1,-1]", stdin="A_ij x_j\n")
     np.testing.assert_array_equal(numbers(printed(result)), [-1, -1])
+
+
+def _opened_for_writing(fifo: Path, process: subprocess.Popen[str]) -> int:
+    """`fifo` opened for writing, which succeeds once `process` has opened it to read."""
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            return os.open(fifo, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as error:
+            if error.errno != errno.ENXIO or process.poll() is not None:
+                raise
+            if time.monotonic() > deadline:
+                process.kill()
+                raise
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("module", [False, True])
+def test_ctrl_c_sent_to_the_program_exits_130_without_a_traceback(tmp_path, module) -> None:
+    """SIGINT while the program waits for EXPR from a pipe: it is then past its imports, in
+    main, where nothing but `main`'s own handling stands between Ctrl-C and a traceback."""
+    fifo = tmp_path / "expr.ic"
+    os.mkfifo(fifo)
+    process = start_process("simplify", f"@{fifo}", module=module)
+    descriptor = _opened_for_writing(fifo, process)
+    try:
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=120)
+    finally:
+        os.close(descriptor)
+    assert (process.returncode, stdout, stderr) == (130, "", "indexcalc: interrupted\n")
 
 
 def test_python_dash_m_runs_the_command_line() -> None:
