@@ -1,16 +1,27 @@
-"""Parser fuzzing: whatever the text, the only exception a user sees is an IndexCalcError.
+"""Fuzzing: whatever the input, a user sees a right answer or an IndexCalcError.
 
-Inputs are random text (any Unicode, and text over the notation's own characters) and
-mutations of valid programs: tokens and characters deleted, duplicated and swapped, and
-random characters inserted. Text that parses is also differentiated, simplified and
-printed in every format.
+The grammar-based fuzzer (`tests/fuzzing.py`) takes written programs, hostile names,
+extreme numbers, mutants and deep nesting through parse, print, simplify, diff, evaluate,
+codegen and the command line, and fails on any other exception, a hang, or stages that
+disagree. The suite runs a small budget; ``pytest tests/test_fuzz.py --fuzz=100000`` runs
+the deep one (docs/verification.md). The tests after it check that the fuzzer notices
+each kind of failure.
+
+The hypothesis tests at the end feed the parser random Unicode, random text over the
+notation's own characters and mutations of valid programs: tokens and characters
+deleted, duplicated and swapped, and random characters inserted. Text that parses is also
+differentiated, simplified and printed in every format.
 """
 
 from __future__ import annotations
 
 import contextlib
-import re
+import random
 
+import fuzzing
+import numpy as np
+import pytest
+from fuzzing import NOTATION, SEEDS, TOKEN
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from strategies import programs
@@ -19,22 +30,115 @@ import indexcalc as ic
 from indexcalc.expr import Expr, Sum, node_count
 
 FUZZ = settings(max_examples=max(200, settings.default.max_examples))
+DEFAULT_INPUTS = 200  # the corpus, then written programs, hostile programs and mutants
 
-# Characters the notation gives meaning to, so random text gets past the lexer often.
-NOTATION = "ijkxyAWδεσΣ∑⊙_{}(),;=+-*/^.#0123456789 \n" + "sumdeltaepslogexpqrtanh"
 
-SEEDS = (
-    "x_i A_ij x_j",
-    "sum_i(log(1 + exp(-y_i X_ij w_j)))",
-    "eps_ij eps_kl X_ik X_jl / 2",
-    "yhat_i = σ(W_ij x_j); loss = (yhat_j - y_j)(yhat_j - y_j); loss_{,(gh)}",
-    "u_i = A_ij x_j\nu_i u_i  # a comment",
-    "f_i = x_i x_j x_j; f_{k,ij}",
-    "δ_{(ij)(kl)} A_kl + x_i ⊙ y_j .* z_j - 3/2 A_{i j}",
-    "(x_i x_i)^(1/2) + sqrt(x_k x_k)**-1 - Σ_{ij}(relu(A_ij) step(A_ij))",
-    "(exp(x_i) / sum_j(exp(x_j)))_{,k}",
-)
-TOKEN = re.compile(r"\s+|[^\W\d_][^\W_]*|\d+\.?\d*(?:[eE][+-]?\d+)?|\*\*|\.\*|.", re.DOTALL)
+# -- the grammar-based fuzzer -------------------------------------------------------------
+
+
+def test_fuzzing_every_stage_finds_no_failures():
+    """The default budget: the corpus of hard inputs, then random ones, through every stage.
+
+    Fails on any exception that is not an IndexCalcError, a stage over 5 s of CPU, a command line
+    exit code other than 0, 1 or 2, or stages that disagree; the message lists each kind
+    of failure with its shortest input.
+    """
+    report = fuzzing.run(DEFAULT_INPUTS, seed=fuzzing.DEFAULT_SEED, jobs=2)
+    assert report.inputs == DEFAULT_INPUTS
+    assert report.kinds["corpus"] == len(fuzzing.CORPUS)
+    assert report.comparisons >= DEFAULT_INPUTS  # values really were compared
+    assert not report.failures, report.describe_failures()
+
+
+def test_deep_fuzzing(request):
+    """``--fuzz=N``: N inputs in ``--fuzz-jobs`` worker processes (docs/verification.md)."""
+    inputs = request.config.getoption("--fuzz")
+    if not inputs:
+        pytest.skip("the deep fuzz run is enabled with --fuzz=N")
+    seed = request.config.getoption("--fuzz-seed")
+    seed = fuzzing.DEFAULT_SEED if seed is None else seed
+    report = fuzzing.run(inputs, seed=seed, jobs=request.config.getoption("--fuzz-jobs"))
+    path = request.config.getoption("--fuzz-report")
+    if path:
+        fuzzing.write_report(report, path)
+    print(report.table())
+    assert report.inputs == inputs
+    assert not report.failures, report.describe_failures()
+
+
+def test_inputs_are_the_same_for_the_same_seed_and_number():
+    for number in range(len(fuzzing.CORPUS), len(fuzzing.CORPUS) + 40):
+        assert fuzzing.make_input(7, number) == fuzzing.make_input(7, number)
+    texts = {fuzzing.make_input(seed, 100).text for seed in range(10)}
+    assert len(texts) == 10
+
+
+def test_written_programs_parse_to_the_shapes_they_were_written_with():
+    evaluated = 0
+    for seed in range(60):
+        text, shapes = fuzzing.write_program(random.Random(seed), hostile=False)
+        expr = ic.parse(text)  # every written program is valid
+        ranks = {name: len(indices) for name, indices in fuzzing._tensor_indices(expr).items()}
+        assert ranks == {name: len(shapes[name]) for name in ranks}, text
+        runner = fuzzing.Runner(fuzzing.FuzzInput(0, "program", text, shapes), seed)
+        point = runner.point(expr)
+        assert {name: a.shape for name, a in point.arrays.items()} == {n: shapes[n] for n in ranks}
+        with contextlib.suppress(ic.UnsizedIndexError), np.errstate(all="ignore"):
+            ic.evaluate(expr, point.arrays, dims=point.dims("".join(expr.free_indices)))
+            evaluated += 1
+    assert evaluated >= 50
+
+
+def test_mutants_are_mostly_invalid_and_hostile_programs_mostly_valid():
+    rng = random.Random(0)
+    rejected = 0
+    for _ in range(200):
+        try:
+            ic.parse(fuzzing.mutate(rng.choice(SEEDS), rng))
+        except ic.IndexCalcError:
+            rejected += 1
+    assert 100 <= rejected < 200
+    hostile = [fuzzing.write_program(random.Random(k), hostile=True)[0] for k in range(60)]
+    assert sum(any(name in text for name in fuzzing.HOSTILE_NAMES) for text in hostile) >= 30
+
+
+def test_an_exception_other_than_indexcalc_error_is_a_failure(monkeypatch):
+    def broken(*args, **kwargs):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(ic, "simplify", broken)
+    runner = fuzzing.Runner(fuzzing.FuzzInput(0, "program", "x_i A_ij x_j"), 0)
+    runner.run()
+    runner.command_line(["simplify", "x_i x_i"])
+    kinds = {(f["kind"], f["stage"]) for f in runner.record.failures}
+    assert ("exception", "simplify expression") in kinds
+    assert ("cli exit", "cli simplify") in kinds  # the command line exits 3 on it
+    assert runner.record.errors["ValueError"] >= 1
+
+
+def test_a_wrong_value_and_a_wrong_shape_are_disagreements(monkeypatch):
+    simplify = ic.simplify
+    monkeypatch.setattr(ic, "simplify", lambda expr, **kw: simplify(ic.parse(f"2 ({expr})")))
+    record = fuzzing.run_input(fuzzing.FuzzInput(0, "program", "x_i A_ij x_j"), 0)
+    stages = {f["stage"] for f in record.failures}
+    assert "simplify expression" in stages
+    assert stages <= {"simplify expression", "simplify derivative"}
+    assert {f["kind"] for f in record.failures} == {"disagreement"}
+    assert fuzzing.disagreement(np.zeros(2), np.zeros(3)) == "shape (3,), expected (2,)"
+    assert fuzzing.disagreement(np.ones(2), np.ones(2) + 1e-3) is not None
+    assert fuzzing.disagreement(np.array([np.nan, 1.0]), np.array([5.0, 1.0])) is None
+
+
+def test_a_stage_over_the_time_limit_is_a_hang(monkeypatch):
+    def spin(*args, **kwargs):
+        while True:
+            pass
+
+    monkeypatch.setattr(fuzzing, "STAGE_SECONDS", 0.2)
+    monkeypatch.setattr(ic, "simplify", spin)
+    record = fuzzing.run_input(fuzzing.FuzzInput(0, "program", "x_i A_ij x_j"), 0)
+    assert [(f["kind"], f["stage"]) for f in record.failures] == [("hang", "simplify expression")]
+    assert record.tainted
 
 
 def exercise(text: str) -> None:
