@@ -19,9 +19,11 @@ from .errors import (
     MatrixFormError,
     MissingRuleError,
     NotationWarning,
+    NumberError,
     ParseError,
     SymmetryError,
     TooDeepError,
+    TooLargeError,
     UnsizedIndexError,
 )
 from .expr import Expr, bind_operations
@@ -53,9 +55,11 @@ __all__ = [
     "MatrixFormError",
     "MissingRuleError",
     "NotationWarning",
+    "NumberError",
     "ParseError",
     "SymmetryError",
     "TooDeepError",
+    "TooLargeError",
     "UnsizedIndexError",
     "check_derivatives",
     "clear_caches",

@@ -7,18 +7,28 @@ Printed names stay those of the first equal term, so results read in the user's 
 indices. `Normaliser` rebuilds a whole expression through the constructors.
 
 The shared instances, one per set of symmetric tensors, live in `SHARED_ALGEBRAS`;
-`clear_caches()` empties them.
+`clear_caches()` empties them. Threads share them safely: see `AlgebraCache`.
 """
 
 from __future__ import annotations
 
+import threading
 from collections import Counter
 from collections.abc import Iterable
 from fractions import Fraction
 
 from .canonical import CanonicalForm, tensor_names
-from .deltas import contract_deltas, is_dimension, ones_factors, sum_to_distribute
+from .deltas import (
+    contract_deltas,
+    dimension,
+    is_dimension,
+    nest_dimensions,
+    ones_factors,
+    sized_by_name,
+    sum_to_distribute,
+)
 from .dispatch import Pass
+from .errors import TooLargeError
 from .expr import (
     ONE,
     ZERO,
@@ -31,7 +41,10 @@ from .expr import (
     Product,
     Sum,
     Tensor,
+    fits,
+    fresh_index,
     fresh_indices,
+    memoised,
     rename,
     small_power,
 )
@@ -51,21 +64,31 @@ _FOLDS: dict[tuple[str, Fraction | int], Fraction | int] = {
 }
 
 
+MAX_FACTORS = 2_000  # a flattened product longer than this is surely a runaway definition
+
+
 class Algebra:
     """Simplifying constructors. `symmetric` names tensors known to equal their transpose."""
 
     def __init__(self, symmetric: Iterable[str] = ()):
         self.form = CanonicalForm(symmetric)
         self.symmetric = self.form.symmetric
+        # The results of whole-expression passes by pass name, shared by every thread that
+        # uses this instance: each entry is a function of its key, written whole, so
+        # threads that race store equal values. The lock guards the table of memos.
         self._memos: dict[str, dict[Expr, Expr]] = {}
+        self._memos_lock = threading.Lock()
 
     def memo(self, name: str) -> dict[Expr, Expr]:
         """A cache of results of one whole-expression pass, kept with this instance."""
-        return self._memos.setdefault(name, {})
+        with self._memos_lock:
+            return self._memos.setdefault(name, {})
 
     def cached_count(self) -> int:
         """How many results this instance holds in its caches."""
-        return len(self.form) + sum(len(m) for m in self._memos.values())
+        with self._memos_lock:
+            memos = list(self._memos.values())
+        return len(self.form) + sum(len(m) for m in memos)
 
     def normalise(self, node: Expr) -> Expr:
         """`node` rebuilt through the constructors; comma derivatives stay as written
@@ -75,12 +98,18 @@ class Algebra:
     # -- constructors -----------------------------------------------------------------
 
     def add(self, terms: Iterable[Expr]) -> Expr:
-        """A sum with nested sums flattened, numbers folded and like terms collected."""
+        """A sum with nested sums flattened, numbers folded and like terms collected.
+
+        A term that is a number times ones (`broadcast_constant`) folds like a number; a
+        sum that folds to a number keeps its free indices, as that number times ones.
+        """
+        terms = list(_flatten_sum(terms))
         constant = Fraction(0)
         collected: dict[tuple, list] = {}
-        for term in _flatten_sum(terms):
-            if isinstance(term, Number):
-                constant += term.value
+        for term in terms:
+            number = broadcast_constant(term)
+            if number is not None:
+                constant += number
                 continue
             coefficient, rest = split_coefficient(term)
             key = self.form.term_key(rest)
@@ -95,10 +124,11 @@ class Algebra:
                 return factored
         result = [self.scale(c, rest) for c, rest in pairs]
         result.sort(key=self._term_order)
+        if not result:
+            free = frozenset().union(*(t.free for t in terms))
+            return self.scale(constant, self.ones(free, *terms)) if free else Number(constant)
         if constant != 0:
             result.insert(0, Number(constant))
-        if not result:
-            return ZERO
         if len(result) == 1:
             return result[0]
         return Sum(result)
@@ -189,14 +219,15 @@ class Algebra:
         """The product of `factors` summed over every index not in `out`, simplified."""
         out = frozenset(out)
         coefficient, flat = self._flatten_product(factors, out)
+        _check_length(len(flat))
         # A kept index no factor carries any more (its factor folded to a number): ones.
         carried = frozenset().union(*(f.free for f in flat))
         flat += ones_factors(out - carried, *flat)
         if coefficient == 0 or any(_vanishes(f) for f in flat):
-            return ZERO
+            return self.zeros(out, *flat)
         flat = contract_deltas(flat, out)
         if any(_vanishes(f) for f in flat):
-            return ZERO
+            return self.zeros(out, *flat)
         position = sum_to_distribute(flat, out)
         if position is not None:
             return self._distribute(coefficient, flat, position, out)
@@ -204,7 +235,7 @@ class Algebra:
         flat = self._sigmoids(flat, out)
         coefficient *= _take_numbers(flat)
         if coefficient == 0:
-            return ZERO
+            return self.zeros(out, *flat)
         if not flat:
             return Number(coefficient)
         if len(flat) == 1 and flat[0].free == out and coefficient == 1:
@@ -231,7 +262,20 @@ class Algebra:
         factors = ones_factors(indices, *sources)
         return Product(factors, indices) if len(factors) > 1 else factors[0]
 
+    def zeros(self, indices, *sources: Expr) -> Expr:
+        """Zeros over `indices`: 0 times `ones` (each δ_ii keeps the axis of a tensor in
+        `sources` indexed by i), so a product or sum that vanishes keeps its shape. With
+        no indices, the number 0."""
+        if not indices:
+            return ZERO
+        return Product((ZERO, *ones_factors(indices, *sources)), indices)
+
     def power(self, base: Expr, exponent: Expr) -> Expr:
+        constant = broadcast_constant(base)
+        if constant is not None and base.free and isinstance(exponent, Number):
+            value = self.power(Number(constant), exponent)  # c^n ⊙ ones where c^n folds
+            if isinstance(value, Number):
+                return self.scale(value.value, self.ones(base.free, base))
         if isinstance(exponent, Number):
             n = exponent.value
             if n == 0:
@@ -245,7 +289,12 @@ class Algebra:
                 and small_power(base.value, n)
             ):
                 return Number(base.value ** int(n))
-            if isinstance(base, Power) and isinstance(base.exponent, Number) and n.denominator == 1:
+            if (
+                isinstance(base, Power)
+                and isinstance(base.exponent, Number)
+                and n.denominator == 1
+                and fits(base.exponent.value * n)
+            ):
                 return self.power(base.base, Number(base.exponent.value * n))
             if isinstance(base, Delta) and (n > 0 or len(set(base.indices)) == 1):
                 return base  # δ is 0 or 1, and δ_ii is ones: a power changes nothing
@@ -254,6 +303,11 @@ class Algebra:
         return Power(base, exponent)
 
     def func(self, name: str, arg: Expr) -> Expr:
+        constant = broadcast_constant(arg)
+        if constant is not None and arg.free:
+            value = self.func(name, Number(constant))  # f(c) ⊙ ones where f(c) folds
+            if isinstance(value, Number):
+                return self.scale(value.value, self.ones(arg.free, arg))
         if isinstance(arg, Number):
             folded = _fold_function(name, arg.value)
             if folded is not None:
@@ -263,14 +317,23 @@ class Algebra:
     # -- product helpers --------------------------------------------------------------
 
     def _flatten_product(self, factors, out) -> tuple[Fraction, list[Expr]]:
-        """Numbers multiplied out, nested products spliced in with clashing dummies renamed."""
+        """Numbers multiplied out, nested products spliced in with clashing dummies renamed.
+
+        A dimension Σ_k δ_kk stays nested, one per index, and keeps its name (see
+        `deltas.dimension`), so its k clashes with nothing.
+        """
         factors = list(factors)
         taken = set(out).union(*(f.all_indices for f in factors))
         coefficient = Fraction(1)
         flat: list[Expr] = []
         for position, factor in enumerate(factors):
+            if is_dimension(factor):
+                flat.extend(self._sized_dimensions(factor, factors))
+                continue
             if isinstance(factor, Product):
-                # A dimension Σ_k δ_kk stays nested (below), so its k clashes with nothing.
+                nested = nest_dimensions(factor.factors, factor.out)
+                if nested != list(factor.factors):
+                    factor = Product(nested, factor.out)
                 others = set(out).union(
                     *(
                         f.all_indices
@@ -279,12 +342,10 @@ class Algebra:
                     )
                 )
                 clashes = sorted(factor.summed & others)
+                if any(sized_by_name(factor, index) for index in clashes):
+                    flat.append(factor)  # renaming would lose a size: it stays nested
+                    continue
                 if clashes:
-                    factor = self._sized_dimensions(factor, clashes, factors)
-                    if is_dimension(factor):
-                        # Σ_k δ_kk keeps its name, so k is still sized like the k beside it.
-                        flat.append(factor)
-                        continue
                     fresh = fresh_indices(len(clashes), taken)
                     taken |= set(fresh)
                     factor = _rename_summed(factor, dict(zip(clashes, fresh, strict=True)))
@@ -298,18 +359,20 @@ class Algebra:
                     flat.append(item)
         return coefficient, flat
 
-    def _sized_dimensions(self, product: Product, clashes, factors) -> Product:
-        """A dimension Σ_i δ_ii about to be renamed keeps its size: a δ with no axis yet
-        takes the axis of a tensor beside it indexed by i, which sized i by name before."""
-        replaced = list(product.factors)
-        for k, factor in enumerate(replaced):
-            if not (isinstance(factor, Delta) and len(set(factor.indices)) == 1):
-                continue
-            (index,) = set(factor.indices)
-            elsewhere = any(index in f.free for j, f in enumerate(replaced) if j != k)
-            if index in clashes and not elsewhere and factor.axis is None:
-                replaced[k] = ones_factors({index}, *factors)[0]
-        return Product(replaced, product.out)
+    @staticmethod
+    def _sized_dimensions(product: Product, factors) -> list[Expr]:
+        """A product of dimensions Σ_k δ_kk as one `dimension` per index k, each keeping
+        its size: a δ with no axis takes the axis of a tensor beside it indexed by k,
+        which sized k by name before."""
+        deltas: dict[str, Delta] = {}
+        for delta in product.factors:
+            assert isinstance(delta, Delta)  # is_dimension says so
+            (index,) = delta.free
+            if delta.axis is None:
+                delta = ones_factors({index}, *factors)[0]
+            if index not in deltas or deltas[index].axis is None:
+                deltas[index] = delta
+        return [dimension(deltas[index]) for index in sorted(deltas)]
 
     def _sigmoids(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
         """e^v ⊙ (1 + e^v)^-1 → σ(v), the form the chain rule gives for log(1 + e^v)."""
@@ -372,14 +435,13 @@ class Normaliser(Pass):
         self._memo = memo
 
     def __call__(self, node: Expr) -> Expr:
-        done = self._memo.get(node)
-        if done is not None:
-            return done
+        return memoised(self._memo, node, self._normalised)
+
+    def _normalised(self, node: Expr) -> Expr:
         result = self.dispatch(node)
         if node.free - result.free:  # folded to something with fewer indices: broadcast ones
             ones = self.algebra.ones(node.free - result.free, node)
             result = self.algebra.multiply([result, ones], node.free)
-        self._memo[node] = result
         self._memo[result] = result
         return result
 
@@ -391,6 +453,7 @@ class Normaliser(Pass):
         return self.algebra.add(self(t) for t in node.terms)
 
     def _normalise_Product(self, node: Product) -> Expr:
+        node = spliced(node)
         factors = [self(f) for f in node.factors]
         # An index summed over factors that folded to numbers still counts: Σ_j 1 = n_j.
         lost = node.summed - frozenset().union(*(f.free for f in factors))
@@ -413,21 +476,31 @@ class Normaliser(Pass):
 
 class AlgebraCache:
     """The shared `Algebra` instances, one per set of symmetric tensors, so that repeated
-    calls reuse their caches. One that has cached more than `limit` results starts afresh."""
+    calls reuse their caches. One that has cached more than `limit` results starts afresh.
+
+    Threads share the instances: a lock makes the choice of instance atomic, and each
+    instance's caches hold values that are functions of their keys (see `Algebra`), so a
+    thread reads an entry whole or not at all. A call keeps the instance it was given
+    even if another thread empties this cache meanwhile.
+    """
 
     def __init__(self, limit: int = 200_000):
         self.limit = limit
         self._instances: dict[frozenset[str], Algebra] = {}
+        self._lock = threading.Lock()  # one instance per key, even when threads ask at once
 
     def get(self, symmetric: Iterable[str] = ()) -> Algebra:
         key = tensor_names(symmetric)
-        algebra = self._instances.get(key)
-        if algebra is None or algebra.cached_count() > self.limit:
-            algebra = self._instances[key] = Algebra(key)
-        return algebra
+        with self._lock:
+            algebra = self._instances.get(key)
+            if algebra is None or algebra.cached_count() > self.limit:
+                algebra = self._instances[key] = Algebra(key)
+            return algebra
 
     def clear(self) -> None:
-        self._instances.clear()
+        """Forget every instance; a call already running keeps the one it has."""
+        with self._lock:
+            self._instances.clear()
 
 
 SHARED_ALGEBRAS = AlgebraCache()
@@ -490,6 +563,21 @@ def _dummy_pairs(factor: Tensor, candidate: Expr, summed, reference_summed) -> d
     return pairs
 
 
+def broadcast_constant(node: Expr) -> Fraction | None:
+    """c if `node` is the number c, or c times ones over its free indices (δ_ii factors,
+    as `Algebra.ones` and `Algebra.zeros` build them); else None."""
+    if isinstance(node, Number):
+        return node.value
+    factors = node.factors if isinstance(node, Product) else (node,)
+    value = Fraction(1)
+    for position, factor in enumerate(factors):
+        if isinstance(factor, Number) and position == 0:
+            value = factor.value
+        elif not (isinstance(factor, Delta) and len(factor.free) == 1 and factor.free <= node.free):
+            return None
+    return value
+
+
 def split_coefficient(node: Expr) -> tuple[Fraction, Expr]:
     """(c, rest) with node = c · rest and rest carrying no numeric factor."""
     if isinstance(node, Product) and node.factors and isinstance(node.factors[0], Number):
@@ -509,6 +597,55 @@ def _flatten_sum(terms: Iterable[Expr]):
             yield from term.terms
         elif term is not ZERO:
             yield term
+
+
+def spliced(product: Product) -> Product:
+    """`product` with the products nested in it spliced in, at any depth, and their
+    summed indices renamed where they would clash: one product of the same value whose
+    factors are no products (but dimensions, see `deltas.dimension`, and a product with a
+    clashing index only its name sizes, see `deltas.sized_by_name`). One pass over the
+    nesting, so normalising a chain of n nested products (M_k = M_(k-1) A_k) is linear
+    in n, where normalising each level first would flatten every prefix of the chain."""
+    if not any(isinstance(f, Product) and not is_dimension(f) for f in product.factors):
+        return product
+    used = set(product.out).union(*(f.free for f in product.factors))
+    fresh = _fresh_names(used | product.all_indices)
+    factors: list[Expr] = []
+    stack: list[tuple[Expr, dict[str, str]]] = [(f, {}) for f in reversed(product.factors)]
+    while stack:
+        _check_length(len(factors) + len(stack))
+        factor, mapping = stack.pop()
+        if not isinstance(factor, Product) or is_dimension(factor):
+            factors.append(rename(factor, mapping) if mapping else factor)
+            continue
+        clashes = sorted(factor.summed & used)
+        if any(sized_by_name(factor, index) for index in clashes):
+            factors.append(rename(factor, mapping) if mapping else factor)  # stays nested
+            continue
+        inner = {i: mapping[i] for i in factor.free if i in mapping}
+        inner.update({index: next(fresh) for index in clashes})
+        used.update(inner.get(index, index) for index in factor.summed)
+        stack.extend((f, inner) for f in reversed(factor.factors))
+    return Product(factors, product.out)
+
+
+def _check_length(factors: int) -> None:
+    """Refuse a product that multiplies out to more than MAX_FACTORS factors."""
+    if factors > MAX_FACTORS:
+        raise TooLargeError(
+            f"a product multiplies out to more than {MAX_FACTORS:,} factors, as definitions "
+            f"that use each other twice do (h1 = h0 h0; h2 = h1 h1; …); write the repeated "
+            f"product as a power instead"
+        )
+
+
+def _fresh_names(avoid: set[str]):
+    """Index names not in `avoid`, each once, in the order `fresh_index` prefers."""
+    taken = set(avoid)
+    while True:
+        name = fresh_index(taken)
+        taken.add(name)
+        yield name
 
 
 def _rename_summed(product: Product, mapping: dict[str, str]) -> Product:
@@ -573,6 +710,7 @@ __all__ = [
     "Algebra",
     "AlgebraCache",
     "Normaliser",
+    "broadcast_constant",
     "clear_caches",
     "shared_algebra",
     "split_coefficient",

@@ -11,8 +11,11 @@ results stay on the backend, on its device, and dask stays lazy.
 from __future__ import annotations
 
 import importlib
+import itertools
+import math
 import string
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import opt_einsum
@@ -93,6 +96,7 @@ class Backend:
     pairwise contraction); the steps built from them are shared here."""
 
     name: str
+    xp: Any  # the library's array API namespace
 
     # -- primitives -----------------------------------------------------------------------
 
@@ -144,6 +148,85 @@ class Backend:
     def embedder(self, reduced: str, full: str, shape: tuple[int, ...]) -> Callable:
         raise NotImplementedError
 
+    def constant_like(self, value: float, a):
+        """`value` as an operand of an elementwise function with the array `a`."""
+        return self.xp.full_like(a, value)
+
+    def is_complex(self, a) -> bool:
+        return self.xp.isdtype(a.dtype, "complex floating")
+
+    # -- logarithms, computed without overflow ---------------------------------------------
+
+    def shift(self, a, positions: tuple[int, ...], keepdims: bool = False):
+        """The largest element (real part) over the axes at `positions`; 0 where that is
+        not finite, so that subtracting it never makes a nan."""
+        xp = self.xp
+        largest = xp.max(xp.real(a) if self.is_complex(a) else a, axis=positions, keepdims=keepdims)
+        return xp.where(xp.isfinite(largest), largest, xp.zeros_like(largest))
+
+    def logaddexp(self, a, b):
+        """log(e^a + e^b) without overflow; as written for complex numbers."""
+        xp = self.xp
+        if self.is_complex(a) or self.is_complex(b):
+            return xp.log(xp.exp(a) + xp.exp(b))
+        return xp.logaddexp(a, b)
+
+    def combine(
+        self, aligners: Sequence[Callable], coefficients: Sequence[float], constant: float
+    ) -> Callable:
+        """Σ c_k a_k + constant, each term aligned: a sum of logarithms."""
+        terms = list(zip(aligners, coefficients, strict=True))
+
+        def run(*arrays):
+            (align, c), *others = terms
+            first = align(arrays[0])
+            total = first if c == 1 else -first if c == -1 else c * first
+            for (align, c), array in zip(others, arrays[1:], strict=True):
+                a = align(array)
+                total = total + a if c == 1 else total - a if c == -1 else total + c * a
+            return total + constant if constant else total
+
+        return run
+
+    def maximum(self, positions: tuple[int, ...]) -> Callable:
+        return lambda a: self.shift(a, positions)
+
+    def log_sum_exp(self, positions: tuple[int, ...]) -> Callable:
+        """log Σ exp(a) over the axes at `positions`, the largest element taken out first."""
+        xp = self.xp
+
+        def run(a):
+            largest = self.shift(a, positions, keepdims=True)
+            total = xp.sum(xp.exp(a - largest), axis=positions)
+            return xp.log(total) + xp.squeeze(largest, axis=positions)
+
+        return run
+
+    def shifted_exp(self, align: Callable) -> Callable:
+        """exp(a − m), with m aligned to a's axes."""
+        xp = self.xp
+        return lambda a, m: xp.exp(a - align(m))
+
+    def log_add_exp(self, aligners: Sequence[Callable], constant: float | None) -> Callable:
+        """log Σ_t exp(a_t), elementwise, each term aligned, and `constant` one more term."""
+
+        def run(*terms):
+            aligned = [align(t) for align, t in zip(aligners, terms, strict=True)]
+            total = aligned[0]
+            for term in aligned[1:]:
+                total = self.logaddexp(total, term)
+            if constant is not None:
+                total = self.logaddexp(self.constant_like(constant, total), total)
+            return total
+
+        return run
+
+    def log_sigmoid(self, negated: bool) -> Callable:
+        """log σ(u) = −log(1 + e^−u), or log(1 − σ(u)) = −log(1 + e^u) when `negated`."""
+        if negated:
+            return lambda u: -self.logaddexp(self.constant_like(0.0, u), u)
+        return lambda u: -self.logaddexp(self.constant_like(0.0, u), -u)
+
     # -- steps built from the primitives --------------------------------------------------
 
     def contraction(self, subscripts: Sequence[str], path: Sequence) -> Callable:
@@ -189,12 +272,13 @@ class Backend:
         return contract
 
     def reindex(self, spec: str, final: bool = False) -> Callable:
-        """One operand's axes rearranged: a permutation (a view, or a contiguous copy when
-        `final`), or a diagonal."""
+        """One operand's axes rearranged: a permutation or a diagonal, a view of it, or a
+        new array when `final` (a result)."""
         source, target = spec.split("->")
         if len(set(source)) == len(source) and sorted(source) == sorted(target):
             return self.permute(tuple(source.index(c) for c in target), final)
-        return self.einsum(spec)
+        view = self.einsum(spec)
+        return (lambda a: self.copy(view(a))) if final else view
 
     def broadcaster(self, carried: str, full: str, shape: tuple[int, ...]) -> Callable:
         """Insert axes for kept indices no operand carries (a δ_ii kept as ones)."""
@@ -211,6 +295,7 @@ class NumpyBackend(Backend):
     """NumPy, planned down to the cheapest call per contraction step."""
 
     name = "numpy"
+    xp = np
 
     # -- arrays in and out ----------------------------------------------------------------
 
@@ -252,16 +337,43 @@ class NumpyBackend(Backend):
         return lambda a: np.broadcast_to(a, shape).copy()
 
     def permute(self, order: tuple[int, ...], final: bool = False) -> Callable:
-        if final:
-            return lambda a: np.ascontiguousarray(np.transpose(a, order))
+        if final:  # a new C-ordered array, even where the transpose is one already
+            return lambda a: np.transpose(a, order).copy()
         return lambda a: a.transpose(order)
 
     def function(self, name: str) -> Callable:
         return FUNCTIONS[name].numpy
 
+    def constant_like(self, value: float, a):
+        return value  # a Python number: weak, so it keeps the array's dtype
+
+    def is_complex(self, a) -> bool:
+        return np.iscomplexobj(a)
+
+    def shift(self, a, positions: tuple[int, ...], keepdims: bool = False):
+        real = a.real if np.iscomplexobj(a) else a
+        if len(positions) == a.ndim and not keepdims:  # to a number, without array calls
+            largest = real.max(initial=-np.inf)
+            return largest if math.isfinite(largest) else largest.dtype.type(0)
+        largest = np.max(real, axis=positions, keepdims=keepdims, initial=-np.inf)
+        largest[~np.isfinite(largest)] = 0
+        return largest
+
+    def log_sum_exp(self, positions: tuple[int, ...]) -> Callable:
+        def run(a):
+            if len(positions) == a.ndim:  # a vector's, say: the shift is a number
+                largest = self.shift(a, positions)
+                return np.log(np.exp(a - largest).sum()) + largest
+            largest = self.shift(a, positions, keepdims=True)
+            total = np.exp(a - largest).sum(axis=positions)
+            return np.log(total) + largest.squeeze(axis=positions)
+
+        return run
+
     # -- contractions ---------------------------------------------------------------------
 
     def einsum(self, spec: str) -> Callable:
+        spec = numpy_letters(spec)
         return lambda *arrays: np.einsum(spec, *arrays)
 
     def add_to_diagonal(self, align: Callable, value: float) -> Callable:
@@ -277,6 +389,8 @@ class NumpyBackend(Backend):
     def single(self, subscript: str, output: str) -> Callable:
         if subscript == output:
             return identity
+        if _beyond_letters(subscript + output) and len(set(subscript)) == len(subscript):
+            return _summed(subscript, output)
         return self.einsum(f"{subscript}->{output}")
 
     def pair(self, left: str, right: str, output: str) -> Callable:
@@ -300,6 +414,13 @@ class NumpyBackend(Backend):
             and set(left) - shared <= set(output)
             and set(right) - shared <= set(output)
         )
+        distinct = len(set(left)) == len(left) and len(set(right)) == len(right)
+        if not simple and distinct and _beyond_letters(left + right):
+            # More indices than einsum has letters: multiply, broadcast, then sum.
+            union = left + "".join(c for c in right if c not in left)
+            first, second = _broadcast(left, union), _broadcast(right, union)
+            total = _summed(union, output)
+            return lambda a, b: total(first(a) * second(b))
         if not simple:
             return self.einsum(f"{left},{right}->{output}")
         produced = [c for c in left if c not in shared] + [c for c in right if c not in shared]
@@ -332,7 +453,7 @@ class NumpyBackend(Backend):
         """Write a result over merged δ indices onto the diagonal of the full output."""
         if reduced == full:
             return identity
-        view = f"{full}->{reduced}"
+        view = numpy_letters(f"{full}->{reduced}")
 
         def embed(a):
             result = np.zeros(shape, dtype=np.result_type(a, np.float32))
@@ -403,6 +524,8 @@ class ArrayApiBackend(Backend):
 
     def permute(self, order: tuple[int, ...], final: bool = False) -> Callable:
         xp = self.xp
+        if final:
+            return lambda a: self.copy(xp.permute_dims(a, order))
         return lambda a: xp.permute_dims(a, order)
 
     def function(self, name: str) -> Callable:
@@ -439,7 +562,8 @@ class ArrayApiBackend(Backend):
         """Multiply by identity masks to place the result on the output's diagonal."""
         if reduced == full:
             return identity
-        spare = iter(c for c in string.ascii_letters if c not in full)
+        symbols = (opt_einsum.get_symbol(k) for k in itertools.count())
+        spare = iter(c for c in symbols if c not in full)
         distinct, masks = [], []
         for letter in full:
             if letter in distinct:
@@ -457,6 +581,34 @@ class ArrayApiBackend(Backend):
             return opt_einsum.contract(spec, a, *eyes, backend=backend)
 
         return embed
+
+
+def numpy_letters(spec: str) -> str:
+    """An einsum `spec` in the letters NumPy's einsum takes: opt_einsum's symbols beyond
+    the 52 letters (a product of many indices) renamed, as few as one call needs."""
+    symbols = set(spec) - set(",->")
+    if symbols <= set(string.ascii_letters):
+        return spec
+    if len(symbols) > len(string.ascii_letters):
+        raise EvaluationError(
+            f"one step of this contraction ({spec}) takes a diagonal over {len(symbols)} "
+            f"distinct indices, but einsum takes at most {len(string.ascii_letters)}"
+        )
+    return opt_einsum.parser.convert_to_valid_einsum_chars(spec)
+
+
+def _beyond_letters(subscripts: str) -> bool:
+    """Whether einsum subscripts use more distinct indices than NumPy's einsum has letters."""
+    return len(set(subscripts) - set(",->")) > len(string.ascii_letters)
+
+
+def _summed(subscript: str, output: str) -> Callable:
+    """Sum an operand over its axes not in `output`, the others ordered as `output` (each
+    index once): einsum's job, without its limit of 52 letters."""
+    axes = tuple(k for k, c in enumerate(subscript) if c not in output)
+    kept = [c for c in subscript if c in output]
+    order = tuple(kept.index(c) for c in output)
+    return lambda a: np.transpose(np.sum(a, axis=axes), order)
 
 
 def _device(array):

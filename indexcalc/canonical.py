@@ -10,11 +10,23 @@ any prior work.
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from collections.abc import Iterable
 
 from .dispatch import Pass
 from .errors import IndexCalcError, SymmetryError
-from .expr import Delta, Epsilon, Expr, Indexed, Number, Product, Sum, Tensor, postorder
+from .expr import (
+    Delta,
+    Epsilon,
+    Expr,
+    Indexed,
+    Number,
+    Product,
+    Sum,
+    Tensor,
+    memoised,
+    postorder,
+)
 
 # Skeleton tags of the composite nodes without a rule of their own; kept short and fixed
 # because the digests, and so the order of printed terms, depend on them.
@@ -30,6 +42,9 @@ class CanonicalForm(Pass):
 
     def __init__(self, symmetric: Iterable[str] = ()):
         self.symmetric = frozenset(symmetric)
+        # Shared by the threads that use this form (through its `Algebra`): every entry is
+        # a function of its key, written whole, so threads that race store equal values,
+        # and a skeleton is stored before any key that names it.
         self._canon: dict[Expr, tuple[bytes, tuple[str, ...]]] = {}
         self._skeletons: dict[bytes, tuple] = {}
         self._texts: dict[bytes, str] = {}
@@ -48,27 +63,24 @@ class CanonicalForm(Pass):
         ``("f", k)``, named by a digest of its structure, and the free index name at each
         position. A digest, unlike a counter, orders skeletons the same way in every
         process and after any prior work, so canonical names and term order are stable."""
-        cached = self._canon.get(node)
-        if cached is None:
-            shallow, names = self.dispatch(node)
-            skeleton = _digest(shallow)
-            self._skeletons.setdefault(skeleton, shallow)
-            cached = (skeleton, names)
-            self._canon[node] = cached
-        return cached
+        return memoised(self._canon, node, self._canonical)
+
+    def _canonical(self, node: Expr) -> tuple[bytes, tuple[str, ...]]:
+        shallow, names = self.dispatch(node)
+        skeleton = _digest(shallow)
+        self._skeletons.setdefault(skeleton, shallow)
+        return skeleton, names
 
     def skeleton_text(self, skeleton: bytes) -> str:
         """A stable text for a skeleton, for ordering terms the same way in every run."""
-        text = self._texts.get(skeleton)
-        if text is None:
-            tag, label, payload = self._skeletons[skeleton]
-            if tag in "NTDE":
-                text = f"{tag}{label}{payload}"
-            else:
-                inner = ",".join(f"{self.skeleton_text(c)}{p}" for c, p in payload)
-                text = f"{tag}{label}({inner})"
-            self._texts[skeleton] = text
-        return text
+        return memoised(self._texts, skeleton, self._skeleton_text)
+
+    def _skeleton_text(self, skeleton: bytes) -> str:
+        tag, label, payload = self._skeletons[skeleton]
+        if tag in "NTDE":
+            return f"{tag}{label}{payload}"
+        inner = ",".join(f"{self.skeleton_text(c)}{p}" for c, p in payload)
+        return f"{tag}{label}({inner})"
 
     def _instance(self, node: Expr, mapped: tuple) -> tuple:
         """The placeholders of a child as seen from its parent; symmetric ones sorted."""
@@ -87,8 +99,11 @@ class CanonicalForm(Pass):
         return _leaf_key("T", node.name, node)
 
     def _key_Delta(self, node: Delta) -> tuple[tuple, tuple[str, ...]]:
-        # δs over different tensors' axes may differ in size: never one term.
-        return _leaf_key("D", repr(node.axis) if node.axis else "", node)
+        # δs over different tensors' axes may differ in size: never one term. A δ_kk with
+        # no axis is sized by its index's name (dims=): Σ_k δ_kk and Σ_l δ_ll may differ.
+        if node.axis:
+            return _leaf_key("D", repr(node.axis), node)
+        return _leaf_key("D", node.indices[0] if len(set(node.indices)) == 1 else "", node)
 
     def _key_Epsilon(self, node: Epsilon) -> tuple[tuple, tuple[str, ...]]:
         return _leaf_key("E", "", node)
@@ -185,14 +200,15 @@ def declared_symmetric(symmetric, node: Expr) -> frozenset[str]:
 def tensor_names(symmetric) -> frozenset[str]:
     """The names in `symmetric`: one name, or an iterable of names."""
     if isinstance(symmetric, str):
-        return frozenset((symmetric,))
+        symmetric = (symmetric,)
     try:
         names = frozenset(symmetric)
     except TypeError:
         names = None
     if names is None or not all(isinstance(n, str) for n in names):
         raise IndexCalcError(f"symmetric must name tensors, like ['A'], not {symmetric!r}")
-    return names
+    # As the parser reads names (NFKC, as Python does): µ is μ.
+    return frozenset(unicodedata.normalize("NFKC", n) for n in names)
 
 
 def _digest(shallow: tuple) -> bytes:

@@ -16,7 +16,7 @@ import numpy as np
 from .compile import compile
 from .diff import diff, parse_variable
 from .errors import IndexCalcError, ParseError
-from .expr import Derivative, Expr, Tensor, deep_recursion, postorder
+from .expr import Derivative, Expr, Tensor, postorder
 from .printing import PRINTERS
 from .sizes import check_dims, unified_shapes
 from .syntax import parse
@@ -69,7 +69,6 @@ class CheckResult:
         return self.failure is None and self.relative_error <= self.tolerance
 
 
-@deep_recursion
 def check_derivatives(
     expr_or_text,
     wrt: str | Tensor | Sequence[str | Tensor] | None = None,

@@ -10,25 +10,31 @@ share. Deltas merge indices as in the evaluator; a δ that survives into the res
 written once, on the diagonal of a zero array (or as ``np.eye``). ε is built inside the
 function.
 
-Identifiers in the generated source are only tensor names (validated as Python
-identifiers), NumPy calls and generated temporaries; index names appear only in string
-literals and the docstring, as einsum letters and shapes.
+Identifiers in the generated source are only the parameters (the tensor names; a name
+Python reserves, or ``np`` or ``itertools``, with ``_`` appended), ``np`` and
+``itertools``, and generated temporaries that avoid the parameters; no builtin is used,
+so a tensor called ``range`` or ``sum`` changes nothing. Index names appear only in
+string literals and the docstring, as einsum letters and shapes. Numbers are float
+literals (``2.0``, ``1e+30``), as the evaluator holds them.
 """
 
 from __future__ import annotations
 
 import keyword
+import math
 import re
 import string
 import textwrap
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 
+from .backends import numpy_letters
 from .diff import diff
 from .dispatch import Pass
-from .errors import CodegenError, EvaluationError, UnsizedIndexError
-from .expr import Derivative, Expr, Tensor, deep_recursion
+from .errors import CodegenError, EvaluationError, TooLargeError, UnsizedIndexError
+from .expr import Derivative, Expr, Tensor, node_count
 from .functions import FUNCTIONS
 from .plan import (
     Add,
@@ -36,6 +42,7 @@ from .plan import (
     Apply,
     Argument,
     Broadcast,
+    Combine,
     Constant,
     Contract,
     Copy,
@@ -43,9 +50,14 @@ from .plan import (
     Embed,
     Fill,
     LeviCivita,
+    LogAddExp,
+    LogSigmoid,
+    LogSumExp,
+    Maximum,
     Multiply,
     Raise,
     Reindex,
+    ShiftedExp,
     Step,
     make_plan,
     postorder,
@@ -59,7 +71,7 @@ PLANNING_SIZE = 100  # the size of an index for path planning when nothing gives
 LINE_LENGTH = 88  # ruff's default, so the source is clean under a default configuration
 INDENT = "    "
 
-_RESERVED = {"np", "itertools"}
+_RESERVED = {"np", "itertools"}  # the modules the generated code uses
 
 
 @dataclass(frozen=True)
@@ -88,6 +100,7 @@ class Generator(Pass):
     ):
         self.tensors = _tensors(roots)
         self.arguments = sorted({*self.tensors, *size_inputs(postorder(*roots))})
+        self.parameters = {name: parameter_name(name) for name in self.arguments}
         try:
             # Sizes to plan with: those given, the rest made consistent (one size for the
             # letters on an axis); the code itself reads sizes from its arguments.
@@ -102,13 +115,19 @@ class Generator(Pass):
         self.codes: list[str] = []
         self.epsilons: dict[int, str] = {}
         self.uses_itertools = False
-        self.taken = set(self.arguments) | _RESERVED
+        self.taken = set(self.arguments) | set(self.parameters.values()) | _RESERVED
         self.counter = 0
         for step in self.plan.steps:
             self.codes.append(self.print_step(step))
 
     def results(self) -> list[str]:
-        return [self.codes[slot] for slot in self.plan.results]
+        """What the function returns: NumPy arrays or scalars; a result computed from
+        numbers alone is a 0-d array, as the evaluator returns it, never a Python float."""
+        plain = _python_scalars(self.plan.steps)
+        return [
+            self.assign(f"np.array({self.codes[slot]})") if slot in plain else self.codes[slot]
+            for slot in self.plan.results
+        ]
 
     # -- bookkeeping -----------------------------------------------------------------------
 
@@ -135,7 +154,9 @@ class Generator(Pass):
 
     def size(self, dim: Dim) -> str:
         """Source for a size: the argument's shape it is read from, else the number."""
-        return f"{dim.source[0]}.shape[{dim.source[1]}]" if dim.source else str(dim.value)
+        if dim.source:
+            return f"{self.parameters[dim.source[0]]}.shape[{dim.source[1]}]"
+        return str(dim.value)
 
     def shape(self, dims: Sequence[Dim]) -> str:
         return _tuple([self.size(d) for d in dims])
@@ -147,25 +168,29 @@ class Generator(Pass):
         return self.dispatch(step.operation, *[self.codes[k] for k in step.inputs])
 
     def _print_Argument(self, operation: Argument) -> str:
-        return operation.name
+        return self.parameters[operation.name]
 
     def _print_Constant(self, operation: Constant) -> str:
-        return number(Fraction(operation.value))
+        value = operation.value
+        if math.isnan(value):
+            return "np.nan"
+        if math.isinf(value):
+            return "np.inf" if value > 0 else "-np.inf"
+        return number(value)
 
     def _print_LeviCivita(self, operation: LeviCivita) -> str:
         rank = operation.rank
         name = self.epsilons.get(rank)
         if name is None:
             name = self.fresh(f"eps{rank}")
-            perm, pairs = self.fresh("perm"), self.fresh("pairs")
-            first, second = self.fresh("first"), self.fresh("second")
+            perm = self.fresh("perm")
             self.uses_itertools = True
+            # Each entry is the sign of its permutation: the determinant of the permuted
+            # identity, exactly ±1. NumPy only: no builtin a parameter could shadow.
             self.lines += [
                 f"{name} = np.zeros({_tuple([str(rank)] * rank)})",
-                f"for {perm} in itertools.permutations(range({rank})):",
-                f"{INDENT}{pairs} = itertools.combinations({perm}, 2)",
-                f"{INDENT}{name}[{perm}] = (-1) ** sum({first} > {second} "
-                f"for {first}, {second} in {pairs})",
+                f"for {perm} in itertools.permutations(np.arange({rank})):",
+                f"{INDENT}{name}[{perm}] = np.linalg.det(np.eye({rank})[np.array({perm})])",
             ]
             self.epsilons[rank] = name
         source, target = operation.spec.split("->")
@@ -175,10 +200,10 @@ class Generator(Pass):
         source, target = operation.spec.split("->")
         if len(set(source)) == len(source) and sorted(source) == sorted(target):
             permuted = align(Operand(code, tuple(source)), tuple(target))
-            if operation.final:
-                return self.assign(f"np.ascontiguousarray({permuted})")
+            if operation.final:  # a new array even where `permuted` is an argument (X.T.T)
+                return self.assign(f'np.array({permuted}, order="C")')
             return permuted if _is_atom(permuted) else self.assign(permuted)
-        return self.assign(f'np.einsum("{operation.spec}", {code})')
+        return self.assign(f'np.einsum("{_einsum_letters(operation.spec)}", {code})')
 
     def _print_Apply(self, operation: Apply, code: str) -> str:
         return self.assign(FUNCTIONS[operation.function].source.format(code))
@@ -190,7 +215,10 @@ class Generator(Pass):
             assert operation.power is not None and power is not None  # the exponent is an input
             power_code = align(Operand(power, operation.power[0]), operation.power[1])
             return self.assign(f"np.power({base_code}, {power_code})")
-        literal = number(Fraction(exponent)) if exponent >= 0 else repr(float(exponent))
+        # An integer power stays one (x**2); a negative one is a float, as NumPy raises an
+        # integer array to a negative integer power not at all.
+        whole = isinstance(exponent, int) and exponent >= 0
+        literal = str(exponent) if whole else number(exponent)
         return self.assign(f"{_operand(base_code)}**{literal}")
 
     def _print_Add(self, operation: Add, *terms: str) -> str:
@@ -255,7 +283,8 @@ class Generator(Pass):
             f"np.zeros({self.shape(operation.shape)}, np.result_type({code}, np.float32))"
         )
         self.lines.append(
-            f'np.einsum("{operation.full}->{operation.reduced}", {name})[...] = {code}'
+            f'np.einsum("{_einsum_letters(f"{operation.full}->{operation.reduced}")}", {name})'
+            f"[...] = {code}"
         )
         return name
 
@@ -263,9 +292,69 @@ class Generator(Pass):
         return self.assign(f"np.full({self.shape(operation.shape)}, {code})")
 
     def _print_Copy(self, operation: Copy, code: str) -> str:
-        if _is_number(code):
-            return self.assign(f"np.array({float(Fraction(code))!r})")
         return self.assign(f"np.array({code})")
+
+    # -- logarithms, as the evaluator computes them (see `indexcalc.plan.Logarithms`) -----
+
+    def shift(self, code: str, axis: str) -> str:
+        """The largest element over `axis`, kept as an axis of length 1; 0 where it is not
+        finite, so that subtracting it never makes a nan."""
+        name = self.assign(f"np.max({code}, axis={axis}, keepdims=True)")
+        self.lines.extend(statement(name, f"np.where(np.isfinite({name}), {name}, 0)"))
+        return name
+
+    def _print_LogSumExp(self, operation: LogSumExp, code: str) -> str:
+        axis = _tuple([str(p) for p in operation.positions])
+        shift = self.shift(code, axis)
+        total = f"np.sum(np.exp({_operand(code)} - {shift}), axis={axis})"
+        return self.assign(f"np.log({total}) + np.squeeze({shift}, axis={axis})")
+
+    def _print_Combine(self, operation: Combine, *terms: str) -> str:
+        code = ""
+        pairs = zip(operation.terms, operation.coefficients, terms, strict=True)
+        for (axes, target), coefficient, term in pairs:
+            text = _operand(align(Operand(term, axes), target))
+            size = abs(coefficient)
+            scaled = text if size == 1 else f"{number(size)} * {text}"
+            if not code:
+                code = scaled if coefficient > 0 else f"-{scaled}"
+            else:
+                code += f" + {scaled}" if coefficient > 0 else f" - {scaled}"
+        if operation.constant:
+            sign = "+" if operation.constant > 0 else "-"
+            code += f" {sign} {number(abs(operation.constant))}"
+        return self.assign(code)
+
+    def _print_Maximum(self, operation: Maximum, code: str) -> str:
+        axis = _tuple([str(p) for p in operation.positions])
+        return self.assign(f"np.squeeze({self.shift(code, axis)}, axis={axis})")
+
+    def _print_ShiftedExp(self, operation: ShiftedExp, code: str, shift: str) -> str:
+        aligned = align(Operand(shift, operation.shift[0]), operation.shift[1])
+        return self.assign(f"np.exp({_operand(code)} - {_operand(aligned)})")
+
+    def _print_LogAddExp(self, operation: LogAddExp, *terms: str) -> str:
+        pairs = zip(operation.terms, terms, strict=True)
+        aligned = [align(Operand(term, axes), target) for (axes, target), term in pairs]
+        code = aligned[0]
+        for term in aligned[1:]:
+            code = f"np.logaddexp({code}, {term})"
+        if operation.constant is not None:
+            code = f"np.logaddexp({number(operation.constant)}, {code})"
+        return self.assign(code)
+
+    def _print_LogSigmoid(self, operation: LogSigmoid, code: str) -> str:
+        argument = code if operation.negated else f"-{_operand(code)}"
+        return self.assign(f"-np.logaddexp(0.0, {argument})")
+
+
+def parameter_name(tensor: str) -> str:
+    """The generated function's parameter for a tensor: its name, with ``_`` appended to
+    a Python keyword (``lambda_``) and to the modules the code uses (``np_``,
+    ``itertools_``). A tensor name never contains ``_``, so no two parameters clash."""
+    if keyword.iskeyword(tensor) or tensor in _RESERVED:
+        return f"{tensor}_"
+    return tensor
 
 
 def _tensors(roots: Sequence[Expr]) -> dict[str, tuple[str, ...]]:
@@ -275,7 +364,7 @@ def _tensors(roots: Sequence[Expr]) -> dict[str, tuple[str, ...]]:
         if not isinstance(node, Tensor):
             continue
         name = node.name
-        if not name.isidentifier() or keyword.iskeyword(name) or name in _RESERVED:
+        if not name.isidentifier() or unicodedata.normalize("NFKC", name) != name:
             raise CodegenError(f"tensor name {name!r} cannot be a Python argument name; rename it")
         known = tensors.setdefault(name, node.indices)
         if len(known) != len(node.indices):
@@ -291,7 +380,20 @@ def _operand(code: str) -> str:
 
 
 def _is_number(code: str) -> bool:
-    return bool(re.fullmatch(r"-?[\d.]+(e-?\d+)?", code))
+    return bool(re.fullmatch(r"-?[\d.]+(e[-+]?\d+)?", code))
+
+
+def _python_scalars(steps: Sequence[Step]) -> set[int]:
+    """The slots whose generated code computes a Python float: constants, and sums and
+    products of them alone."""
+    plain: set[int] = set()
+    for slot, step in enumerate(steps):
+        combines = isinstance(step.operation, (Add, Multiply, Contract, Combine))
+        if isinstance(step.operation, Constant) or (
+            combines and all(k in plain for k in step.inputs)
+        ):
+            plain.add(slot)
+    return plain
 
 
 def step(operands: list[tuple[str, str]], output: str) -> tuple[str, str]:
@@ -350,8 +452,17 @@ def single(code: str, subscripts: str, output: str) -> tuple[str, str]:
 
 
 def einsum(operands: list[tuple[str, str]], output: str) -> tuple[str, str]:
-    spec = f"{','.join(s for _, s in operands)}->{output}"
+    spec = _einsum_letters(f"{','.join(s for _, s in operands)}->{output}")
     return f'np.einsum("{spec}", {", ".join(code for code, _ in operands)})', output
+
+
+def _einsum_letters(spec: str) -> str:
+    """`spec` in letters NumPy's einsum takes: a product of more than 52 indices has other
+    symbols in its plan, renamed for each call."""
+    try:
+        return numpy_letters(spec)
+    except EvaluationError as error:
+        raise CodegenError(f"cannot generate code: {error}") from None
 
 
 def transposed(code: str) -> str:
@@ -390,10 +501,9 @@ def scaled(coefficient: Fraction, factors: list[str], code: str) -> str:
 
 
 def number(value) -> str:
-    """A Python literal for a number: ``2``, ``0.5``, ``-2.0``."""
-    value = Fraction(value) if not isinstance(value, float) else value
-    if isinstance(value, Fraction) and value.denominator == 1:
-        return str(value.numerator)
+    """A Python float literal for a finite number: ``2.0``, ``0.5``, ``-1e+30``. Floats, as
+    the evaluator's constants are: an int would make object arrays once it is large, or
+    keep an integer array's dtype where the evaluator computes in floating point."""
     return repr(float(value))
 
 
@@ -510,23 +620,32 @@ def _shape_text(indices: Sequence[str]) -> str:
 
 def _source(name: str, outputs: list[tuple[str, Expr, tuple[str, ...]]], dims, shapes) -> str:
     """The module text: imports and one function returning each (label, root, out)."""
-    if not isinstance(name, str) or not name.isidentifier() or keyword.iskeyword(name):
+    normal = unicodedata.normalize("NFKC", name) if isinstance(name, str) else ""
+    if not normal.isidentifier() or keyword.iskeyword(normal):
         raise CodegenError(f"the function name must be a Python identifier, not {name!r}")
+    name = normal  # as Python will read it
     roots = [root for _, root, _ in outputs]
     outs = [out for _, _, out in outputs]
     generator = Generator(roots, outs, check_dims(dims), _check_shapes(shapes))
-    if name in generator.arguments or name in _RESERVED:
-        raise CodegenError(f"the function name {name!r} clashes with an argument or with np")
+    if name in generator.parameters.values() or name in _RESERVED:
+        raise CodegenError(
+            f"the function name {name!r} clashes with a parameter or with a module the code "
+            f"uses (np, itertools)"
+        )
     returned = generator.results()
-    details = [f"{label}: {_clean(to_ascii(root))}" for label, root, _ in outputs]
+    details = [f"{label}: {_printed(root)}" for label, root, _ in outputs]
     details.append("")
+    for n in generator.arguments:
+        parameter = generator.parameters[n]
+        tensor = "" if parameter == n else f" (tensor {n})"
+        if n in generator.tensors:
+            details.append(f"{parameter}{tensor}: {_shape_text(generator.tensors[n])}")
+        else:
+            details.append(
+                f"{parameter}{tensor}: an array whose shape sizes the result (its values are "
+                f"not read)"
+            )
     if generator.arguments:
-        details += [
-            f"{n}: {_shape_text(generator.tensors[n])}"
-            if n in generator.tensors
-            else f"{n}: an array whose shape sizes the result (its values are not read)"
-            for n in generator.arguments
-        ]
         details.append("")
     returns = ", ".join(f"{label} ({_shape_text(out)})" for label, _, out in outputs)
     details.append(f"Returns {returns}.")
@@ -536,12 +655,21 @@ def _source(name: str, outputs: list[tuple[str, Expr, tuple[str, ...]]], dims, s
     if any("np." in line for line in body):
         imports += ["", "import numpy as np"] if imports else ["import numpy as np"]
     lines = [*imports, "", ""] if imports else []
-    for line in bracketed(f"def {name}(", generator.arguments, "):", indent=""):
+    parameters = [generator.parameters[n] for n in generator.arguments]
+    for line in bracketed(f"def {name}(", parameters, "):", indent=""):
         # The arguments must be the tensor names, even ones pycodestyle finds ambiguous.
         ambiguous = set(re.findall(r"\w+", line)) & {"I", "O", "l"}
         lines.append(f"{line}  # noqa: E741" if ambiguous else line)
     lines += [f"{INDENT}{line}" if line else "" for line in body]
     return "\n".join(lines) + "\n"
+
+
+def _printed(root: Expr) -> str:
+    """The expression for the docstring; one too large to write out is described."""
+    try:
+        return _clean(to_ascii(root))
+    except TooLargeError:
+        return f"an expression too large to write out ({node_count(root):,} distinct parts)"
 
 
 def _clean(text: str) -> str:
@@ -557,7 +685,7 @@ def _check_shapes(shapes) -> dict[str, tuple[int, ...]]:
     checked = {}
     for name, shape in shapes.items():
         try:
-            checked[name] = tuple(int(n) for n in shape)
+            checked[unicodedata.normalize("NFKC", str(name))] = tuple(int(n) for n in shape)
         except (TypeError, ValueError):
             raise CodegenError(f"shapes entry {name!r}: {shape!r} is not a shape") from None
     return checked
@@ -572,7 +700,6 @@ def _prepared(expr_or_text, var: str) -> Expr:
     return node
 
 
-@deep_recursion
 def codegen(
     expr_or_text,
     name: str = "grad",
@@ -611,7 +738,6 @@ def codegen(
     return _source(name, [("result", expr, order)], dims, shapes)
 
 
-@deep_recursion
 def codegen_value_and_grad(
     expr_or_text,
     wrt,

@@ -10,6 +10,8 @@ prints the same plan, so evaluated and generated code compute alike.
 from __future__ import annotations
 
 import operator
+import threading
+import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from functools import reduce
 
@@ -18,13 +20,14 @@ import numpy as np
 from .backends import BACKENDS, Backend, identity, resolve
 from .dispatch import Pass
 from .errors import EvaluationError, IndexCalcError
-from .expr import Derivative, Expr, Tensor, deep_recursion
+from .expr import Derivative, Expr, Tensor
 from .plan import (
     Add,
     AddToDiagonal,
     Apply,
     Argument,
     Broadcast,
+    Combine,
     Constant,
     Contract,
     Copy,
@@ -32,10 +35,15 @@ from .plan import (
     Embed,
     Fill,
     LeviCivita,
+    LogAddExp,
+    LogSigmoid,
+    LogSumExp,
+    Maximum,
     Multiply,
     Plan,
     Raise,
     Reindex,
+    ShiftedExp,
     Step,
     levi_civita,
     make_plan,
@@ -188,6 +196,26 @@ class StepCalls(Pass):
     def _call_Copy(self, operation: Copy) -> Callable:
         return self.backend.copy
 
+    def _call_LogSumExp(self, operation: LogSumExp) -> Callable:
+        return self.backend.log_sum_exp(operation.positions)
+
+    def _call_Combine(self, operation: Combine) -> Callable:
+        aligners = [_aligner(*terms) for terms in operation.terms]
+        return self.backend.combine(aligners, operation.coefficients, operation.constant)
+
+    def _call_Maximum(self, operation: Maximum) -> Callable:
+        return self.backend.maximum(operation.positions)
+
+    def _call_ShiftedExp(self, operation: ShiftedExp) -> Callable:
+        return self.backend.shifted_exp(_aligner(*operation.shift))
+
+    def _call_LogAddExp(self, operation: LogAddExp) -> Callable:
+        aligners = [_aligner(*terms) for terms in operation.terms]
+        return self.backend.log_add_exp(aligners, operation.constant)
+
+    def _call_LogSigmoid(self, operation: LogSigmoid) -> Callable:
+        return self.backend.log_sigmoid(operation.negated)
+
 
 class Compiled:
     """One or several expressions compiled for evaluation. Call it with arrays by name.
@@ -231,6 +259,7 @@ class Compiled:
             )
         self.backend = backend
         self._plans: dict[tuple, Program] = {}
+        self._planning = threading.Lock()  # one plan per key when threads call at once
         self.plan_count = 0
 
     @property
@@ -294,18 +323,19 @@ class Compiled:
         size_key = self._size_key(given)
         if self.size_inputs:
             key = (*key, *size_key)
-        program = self._plans.get(key)
-        if program is None:
-            shapes = {name: tuple(a.shape) for name, a in zip(self._names, prepared, strict=True)}
-            for name, (shape, _) in zip(self.size_inputs, size_key, strict=True):
-                if shape is not None:
-                    shapes[name] = tuple(shape)
-            plan = make_plan(self.roots, self.outs, shapes, self.dims)
-            # Constants take the dtype of the arrays, including those that only size a δ.
-            sized = [given[n] for n in self.size_inputs if hasattr(given.get(n), "dtype")]
-            program = Program(plan, backend, self._names, [*prepared, *sized], self.several)
-            self._plans[key] = program
-            self.plan_count += 1
+        with self._planning:
+            program = self._plans.get(key)
+            if program is None:
+                shapes = {n: tuple(a.shape) for n, a in zip(self._names, prepared, strict=True)}
+                for name, (shape, _) in zip(self.size_inputs, size_key, strict=True):
+                    if shape is not None:
+                        shapes[name] = tuple(shape)
+                plan = make_plan(self.roots, self.outs, shapes, self.dims)
+                # Constants take the dtype of the arrays, including those that only size a δ.
+                sized = [given[n] for n in self.size_inputs if hasattr(given.get(n), "dtype")]
+                program = Program(plan, backend, self._names, [*prepared, *sized], self.several)
+                self._plans[key] = program
+                self.plan_count += 1
         return program, prepared
 
     def __repr__(self) -> str:
@@ -320,7 +350,11 @@ def _given(arrays, kw_arrays) -> dict[str, object]:
         raise EvaluationError(
             f"arrays must be given by name, as a mapping or keywords, not {type(arrays).__name__}"
         )
-    return {**arrays, **kw_arrays} if arrays else kw_arrays
+    given = {**arrays, **kw_arrays} if arrays else kw_arrays
+    # Names as the parser reads them (NFKC, as Python does): µ is μ, ｘ is x.
+    return {
+        unicodedata.normalize("NFKC", k) if isinstance(k, str) else k: v for k, v in given.items()
+    }
 
 
 def _scaled(contraction, position: int, count: int, factor):
@@ -407,7 +441,6 @@ def compile(
     return Compiled(expr, out, dims=dims, backend=backend)
 
 
-@deep_recursion
 def evaluate(
     expr_or_text,
     arrays: Mapping[str, object] | None = None,

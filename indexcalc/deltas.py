@@ -3,14 +3,16 @@
 Σ_b δ_ab F(b) = F(a): a δ over a summed index is removed by renaming that index in the
 factors beside it, so a derivative never builds an identity matrix it can avoid. δ_ii is
 ones over i (summed, the size of i); each keeps the input axis it runs over, so the
-sizes stay known from the arrays after the tensors themselves are gone.
+sizes stay known from the arrays after the tensors themselves are gone. Summed alone,
+Σ_k δ_kk is a `dimension`: a scalar factor of its own that keeps its index's name.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable
 
-from .expr import Delta, Expr, Indexed, Product, Sum, Tensor, postorder, rename
+from .expr import Delta, Epsilon, Expr, Indexed, Product, Sum, Tensor, postorder, rename
 
 
 def sum_to_distribute(factors: list[Expr], out: frozenset[str]) -> int | None:
@@ -45,6 +47,8 @@ def ones_factors(indices, *sources: Expr) -> list[Delta]:
     """δ_ii for each index i: ones over i, or summed the size of i. Each keeps the axis of
     a tensor in `sources` indexed by i, so its size stays known from that tensor's array
     after the tensor itself is gone."""
+    if not indices:
+        return []
     axes: dict[str, tuple[str, int]] = {}
     for source in sources:
         for node in postorder(source):
@@ -64,6 +68,35 @@ def is_dimension(node: Expr) -> bool:
         and not node.free
         and all(isinstance(f, Delta) and len(set(f.indices)) == 1 for f in node.factors)
     )
+
+
+def dimension(delta: Delta) -> Product:
+    """Σ_k δ_kk, the size of k, as a scalar factor of its own.
+
+    A dimension stays nested in the products it multiplies and keeps its index's name, so
+    that name still sizes it (from `dims` or a tensor with that index) after renaming
+    and flattening, which never reach inside it; and n n is n^2, not Σ_k δ_kk δ_kk = n.
+    """
+    return Product((delta,), ())
+
+
+def sized_by_name(node: Expr, index: str) -> bool:
+    """Whether only its name sizes `index`, free in `node` or summed by it: no tensor, ε
+    or δ with an axis holds it (where no product between sums it). Only `dims=` gives
+    such an index its size, by name, so renaming it would lose the size, or take another
+    index's."""
+    stack, seen = [node] if index in node.free else list(node.children), set()
+    while stack:
+        current = stack.pop()
+        if current in seen or index not in current.free:
+            continue
+        seen.add(current)
+        if isinstance(current, (Tensor, Epsilon)) or (
+            isinstance(current, Delta) and current.axis is not None
+        ):
+            return False
+        stack.extend(current.children)
+    return True
 
 
 def replace_index(node: Expr, old: str, new: str) -> Expr | None:
@@ -101,13 +134,31 @@ def normal_delta(indices: Iterable[str], axis=None) -> Delta:
 
 
 def contract_deltas(factors: list[Expr], out: frozenset[str]) -> list[Expr]:
-    """Remove deltas by renaming: Σ_b δ_ab F(b) = F(a)."""
+    """Remove deltas by renaming: Σ_b δ_ab F(b) = F(a). A δ_kk left over a summed k no
+    other factor carries is a `dimension`."""
     factors = [normal_delta(f.indices, f.axis) if isinstance(f, Delta) else f for f in factors]
     while True:
         contracted = _contract_one(factors, out)
         if contracted is None:
-            return factors
+            return nest_dimensions(factors, out)
         factors = contracted
+
+
+def nest_dimensions(factors: Iterable[Expr], out: Iterable[str]) -> list[Expr]:
+    """`factors` of a product over `out` with each δ_kk over a summed k that no other
+    factor carries made a `dimension`."""
+    factors = list(factors)
+    counts = Counter(i for f in factors for i in f.free)
+    kept = frozenset(out)
+    return [
+        dimension(f)
+        if isinstance(f, Delta)
+        and len(f.free) == 1
+        and not f.free & kept
+        and counts[f.indices[0]] == 1
+        else f
+        for f in factors
+    ]
 
 
 def _contract_one(factors: list[Expr], out: frozenset[str]) -> list[Expr] | None:
@@ -147,9 +198,12 @@ def _contract_one(factors: list[Expr], out: frozenset[str]) -> list[Expr] | None
 
 __all__ = [
     "contract_deltas",
+    "dimension",
     "is_dimension",
+    "nest_dimensions",
     "normal_delta",
     "ones_factors",
     "replace_index",
+    "sized_by_name",
     "sum_to_distribute",
 ]

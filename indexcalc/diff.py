@@ -28,8 +28,8 @@ from .expr import (
     Product,
     Sum,
     Tensor,
-    deep_recursion,
     fresh_indices,
+    memoised,
     rename,
 )
 from .functions import FUNCTIONS
@@ -52,10 +52,16 @@ class Differentiator(Pass):
         """The derivative of `node`; its free indices are the node's plus the derivative's."""
         if self.wrt.name not in node.tensor_names:
             return ZERO
-        done = self._memo.get(node)
-        if done is None:
-            done = self.dispatch(node)
-            self._memo[node] = done
+        return memoised(self._memo, node, self.dispatch)
+
+    def __call__(self, node: Expr) -> Expr:
+        """The derivative of a whole expression. One that vanishes is zeros over the
+        node's free indices and the derivative's (`Algebra.zeros`), so it keeps its shape;
+        within a derivative, the part that vanishes is the bare 0 `derivative` gives."""
+        done = self.derivative(node)
+        wanted = node.free | self.indices
+        if done is ZERO and wanted:
+            return self.algebra.zeros(wanted, node, self.wrt)
         return done
 
     def _d_ConstantTensor(self, node: ConstantTensor) -> Expr:
@@ -138,7 +144,7 @@ def carry_out(node: Expr, algebra: Algebra) -> Expr:
 def parse_variable(wrt) -> Tensor:
     """A derivative variable from ``"x_k"``, ``"W_gh"``, ``"w"`` or a `Tensor`."""
     if isinstance(wrt, Tensor):
-        node = wrt
+        node: Expr = wrt
     elif isinstance(wrt, str):
         try:
             node = parse(wrt)
@@ -158,7 +164,6 @@ def parse_variable(wrt) -> Tensor:
     return node
 
 
-@deep_recursion
 def diff(
     expr_or_text,
     wrt: str | Tensor | Sequence[str | Tensor],
@@ -182,7 +187,8 @@ def diff(
     -------
     Expr
         The derivative, simplified. Its free indices are the expression's plus the
-        derivative indices (a derivative that vanishes is the number 0).
+        derivative indices; one that vanishes is zeros of that shape, printed like
+        ``0 Σ_p(δ_kp)``.
     """
     node = parse(expr_or_text, var=var) if isinstance(expr_or_text, str) else expr_or_text
     if not isinstance(node, Expr):
@@ -203,7 +209,7 @@ def diff(
                 f"{variable!r} is already a free index of the expression "
                 f"(free: {', '.join(result.free_indices)}); choose fresh letters"
             )
-        result = Differentiator(algebra, tensor).derivative(result)
+        result = Differentiator(algebra, tensor)(result)
     return result
 
 

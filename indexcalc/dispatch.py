@@ -6,6 +6,11 @@ class's method resolution order, as in SymPy's printers, so a rule for a base cl
 the default for every subclass without one (``_d_Constant`` covers δ and ε). A node no
 rule covers raises `MissingRuleError`, naming the node kind and the pass, instead of an
 AttributeError deep inside whichever pass meets it first.
+
+A pass that recurses into children memoises through `expr.memoised`, which keeps the
+Python stack shallow however deep the expression, so no pass needs the recursion limit
+raised. A pass instance made for one call owns its memo; one shared between threads
+(an `Algebra`'s) holds only values that are functions of their keys.
 """
 
 from __future__ import annotations

@@ -19,6 +19,11 @@ class CodegenError(IndexCalcError):
     identifier, a bad function name, or an index whose size nothing fixes."""
 
 
+class TooLargeError(IndexCalcError):
+    """A result too large to write out, such as an expression whose shared parts repeat
+    exponentially often once printed as a tree."""
+
+
 class MissingRuleError(IndexCalcError, NotImplementedError):
     """A pass met a kind of node it has no rule for (see `indexcalc.dispatch`)."""
 
@@ -62,6 +67,12 @@ class IndexNotationError(ParseError):
 
 class DefinitionError(ParseError):
     """A definition that is malformed, repeated, or used with the wrong number of indices."""
+
+
+class NumberError(ParseError):
+    """A number too large or too precise to keep exact: a literal, or numbers folded
+    together, whose numerator or denominator would have more than 300 digits
+    (`indexcalc.expr.MAX_DIGITS`). From the parser it carries the position."""
 
 
 class DifferentiationError(IndexCalcError):

@@ -8,65 +8,171 @@ like ``numpy.einsum`` with explicit output indices. So ``A_ij x_j`` is
 
 Nodes are interned: constructing a node equal to one that exists returns that node,
 so equal subexpressions are one object, equality is identity and hashing is O(1).
+Interning is atomic, so this holds across threads too.
+
+Expressions may be `MAX_DEPTH` deep, deeper than Python's recursion limit allows a
+recursive pass to go. Passes recurse through `memoised`, which keeps the Python stack
+shallow whatever the depth, so no pass changes the recursion limit and no thread can
+exhaust another's stack.
 """
 
 from __future__ import annotations
 
 import functools
-import sys
+import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, MutableMapping
 from fractions import Fraction
-from functools import cached_property
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
-from .errors import TooDeepError
+from .errors import NumberError, TooDeepError
 
 # Index names a fresh index is drawn from, in order of preference.
 INDEX_POOL = tuple("ijklmnpqrstuvwabcdefgho") + tuple("αβγζηθικλμνξπρτυφχψω")
 
-MAX_DEPTH = 1000  # deepest expression accepted; recursive passes stay well inside the limit
-_RECURSION_LIMIT = 30_000
+MAX_DEPTH = 1000  # deepest expression accepted
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+# -- recursion-free evaluation ----------------------------------------------------------
+
+# Evaluations nested as ordinary Python calls before a request unwinds to an evaluation
+# loop. Each level costs a handful of frames, so a pass stays far inside the default
+# recursion limit of 1000, and expressions shallower than this never unwind at all.
+NESTING = 24
+_LOOPS = NESTING // 2  # the levels that run evaluation loops; those above only compute
+
+Item = tuple[MutableMapping, Any, Callable]  # (memo, key, compute)
 
 
-def deep_recursion(function: Callable) -> Callable:
-    """Run `function` with room for recursion over expressions up to MAX_DEPTH deep.
+class _Pending(BaseException):
+    """Unwinds the computations that asked, one inside another, for a value not computed
+    yet, collecting them in `chain` (the value asked for first, then each asker outwards),
+    so that an evaluation loop further down the stack computes them in that order from
+    its own stack. A BaseException, so that no ``except Exception`` can swallow it."""
 
-    Turns a RecursionError into a TooDeepError, so a user never sees one.
+    def __init__(self, item: Item):
+        super().__init__()
+        self.chain = [item]
+
+
+class _Nesting(threading.local):
+    level = 0  # how many `memoised` evaluations run in this thread, one inside another
+
+
+_nesting = _Nesting()
+_ABSENT = object()
+
+
+def memoised(memo: MutableMapping[K, V], key: K, compute: Callable[[K], V]) -> V:
+    """`memo[key]`, computed as `compute(key)` and stored first if it is absent.
+
+    This is how every pass over expressions recurses: `compute` asks for the values it
+    needs (its node's children, say) through `memoised` again. Evaluations nest as
+    ordinary calls up to `NESTING` deep; a request deeper than that unwinds the
+    computations that led to it down to an evaluation loop, which runs them again from an
+    explicit stack, innermost first, so each then finds what it asks for already done
+    (as lark's ``Transformer_NonRecursive`` handles huge trees by structure). Values are
+    computed in the order plain recursion computes them, and the Python stack stays
+    shallow whatever the depth of the expression.
+
+    So `compute` must be safe to run again: a function of its key, whose side effects
+    are only entries in caches. A RecursionError on the way (a caller already deep in
+    its own recursion) becomes a `TooDeepError`.
     """
-
-    @functools.wraps(function)
-    def guarded(*args, **kwargs):
-        previous = sys.getrecursionlimit()
-        if previous < _RECURSION_LIMIT:
-            sys.setrecursionlimit(_RECURSION_LIMIT)
+    value = memo.get(key, _ABSENT)
+    if value is not _ABSENT:
+        return value  # type: ignore[return-value]
+    level = _nesting.level
+    if level >= NESTING:
+        raise _Pending((memo, key, compute))
+    _nesting.level = level + 1
+    try:
+        if level < _LOOPS:
+            return _evaluate([(memo, key, compute)])
         try:
-            return function(*args, **kwargs)
-        except RecursionError:
-            raise TooDeepError("expression is nested too deeply to process") from None
-        finally:
-            sys.setrecursionlimit(previous)
+            value = compute(key)
+        except _Pending as pending:
+            pending.chain.append((memo, key, compute))
+            raise
+        memo[key] = value
+        return value
+    except RecursionError:
+        raise TooDeepError("expression is nested too deeply to process") from None
+    finally:
+        _nesting.level = level
 
-    return guarded
+
+def _evaluate(stack: list[Item]) -> Any:
+    """The value of the item at the bottom of `stack`, computing the items above it
+    first; a computation interrupted by `_Pending` runs again after what it waits for."""
+    waiting = {(id(memo), key) for memo, key, _ in stack}
+    while True:
+        memo, key, compute = stack[-1]
+        value = memo.get(key, _ABSENT)
+        if value is _ABSENT:
+            try:
+                value = compute(key)
+            except _Pending as pending:
+                for item in reversed(pending.chain):
+                    identity = (id(item[0]), item[1])
+                    if identity in waiting:
+                        raise RuntimeError(f"{item[2]!r} needs its own result") from None
+                    waiting.add(identity)
+                    stack.append(item)
+                continue
+            memo[key] = value
+        stack.pop()
+        waiting.discard((id(memo), key))
+        if not stack:
+            return value
 
 
 class Expr:
     """Base of all nodes. Construct through the subclasses; never mutate."""
 
-    __slots__ = ("__dict__", "__weakref__", "_args", "_hash", "depth", "free")
-    # Every live node by its class and arguments: the interning table.
+    __slots__ = (
+        "__dict__",
+        "__weakref__",
+        "_args",
+        "_hash",
+        "all_indices",
+        "bound_indices",
+        "depth",
+        "free",
+        "summed",
+        "tensor_names",
+    )
+    # Every live node by its class and arguments: the interning table, owned by `Expr`.
+    # Lookups need no lock; inserting does, so that two threads building equal nodes get
+    # one node (equality is identity).
     _table: ClassVar[weakref.WeakValueDictionary[tuple[type[Expr], tuple[Any, ...]], Expr]] = (
         weakref.WeakValueDictionary()
     )
+    _table_lock: ClassVar[threading.Lock] = threading.Lock()
 
     _args: tuple[Any, ...]  # the constructor's arguments, which the properties read
     _hash: int
     free: frozenset[str]  # the free indices
+    summed: frozenset[str]  # the indices this node itself sums over: a product's, or none
     depth: int  # 1 for a leaf, else one more than the deepest child
+    # Of the whole expression, found from the children's when the node is built:
+    all_indices: frozenset[str]  # every index name used anywhere, free or summed
+    bound_indices: frozenset[str]  # every index some product inside sums over
+    tensor_names: frozenset[str]  # the names of the tensors it reads
 
     @staticmethod
     def _free_of(*args) -> Iterable[str]:
         raise NotImplementedError
+
+    @staticmethod
+    def _summed_of(*args) -> frozenset[str]:
+        return _NONE
+
+    def _names_here(self) -> frozenset[str]:
+        """The tensor names this node reads itself, apart from its children."""
+        return _NONE
 
     def __new__(cls, *args):
         key = (cls, args)
@@ -77,10 +183,19 @@ class Expr:
         node._args = args
         node._hash = hash(key)
         node.free = frozenset(cls._free_of(*args))
-        node.depth = 1 + max((c.depth for c in node.children), default=0)
+        node.summed = cls._summed_of(*args)
+        children = node.children
+        node.depth = 1 + max((c.depth for c in children), default=0)
         if node.depth > MAX_DEPTH:
             raise TooDeepError(f"expression is nested more than {MAX_DEPTH} levels deep")
-        Expr._table[key] = node
+        node.all_indices = _union(node.free, (c.all_indices for c in children))
+        node.bound_indices = _union(node.summed, (c.bound_indices for c in children))
+        node.tensor_names = _union(node._names_here(), (c.tensor_names for c in children))
+        with Expr._table_lock:
+            existing = Expr._table.get(key)
+            if existing is not None:
+                return existing  # another thread built it first
+            Expr._table[key] = node
         return node
 
     def __hash__(self) -> int:
@@ -150,29 +265,17 @@ class Expr:
         """The expression in matrix notation (see `indexcalc.to_matrix`)."""
         return self._operations["to_matrix"](self, **kwargs)
 
-    @cached_property
-    def all_indices(self) -> frozenset[str]:
-        """Every index name used anywhere in the expression, free or summed."""
-        names = set(self.free)
-        for child in self.children:
-            names |= child.all_indices
-        return frozenset(names)
 
-    @cached_property
-    def bound_indices(self) -> frozenset[str]:
-        """Every index some product inside the expression sums over."""
-        names = set(self.summed) if isinstance(self, Product) else set()
-        for child in self.children:
-            names |= child.bound_indices
-        return frozenset(names)
+_NONE: frozenset[str] = frozenset()
 
-    @cached_property
-    def tensor_names(self) -> frozenset[str]:
-        """The names of the tensors the expression reads."""
-        names: set[str] = set()
-        for child in self.children:
-            names |= child.tensor_names
-        return frozenset(names)
+
+def _union(own: frozenset[str], parts: Iterable[frozenset[str]]) -> frozenset[str]:
+    """`own` joined with `parts`, reusing a set where the others add nothing to it."""
+    result = own
+    for part in parts:
+        if not part <= result:
+            result = part if result <= part else result | part
+    return result
 
 
 class Number(Expr):
@@ -181,7 +284,10 @@ class Number(Expr):
     __slots__ = ()
 
     def __new__(cls, value):
-        return super().__new__(cls, Fraction(value))
+        value = Fraction(value)
+        if not fits(value):
+            raise NumberError(f"a number {size_problem(value)}")
+        return super().__new__(cls, value)
 
     @staticmethod
     def _free_of(value):
@@ -229,8 +335,7 @@ class Tensor(Indexed):
     def with_indices(self, indices: Iterable[str]) -> Tensor:
         return Tensor(self.name, indices)
 
-    @cached_property
-    def tensor_names(self) -> frozenset[str]:
+    def _names_here(self) -> frozenset[str]:
         return frozenset((self.name,))
 
 
@@ -327,6 +432,10 @@ class Product(Expr):
     def _free_of(factors, out):
         return out
 
+    @staticmethod
+    def _summed_of(factors, out):
+        return frozenset().union(*(f.free for f in factors)) - frozenset(out)
+
     @property
     def factors(self) -> tuple[Expr, ...]:
         return self._args[0]
@@ -341,11 +450,6 @@ class Product(Expr):
 
     def with_children(self, children: tuple[Expr, ...]) -> Product:
         return Product(children, self.out)
-
-    @cached_property
-    def summed(self) -> frozenset[str]:
-        """The indices this product sums over."""
-        return frozenset().union(*(f.free for f in self.factors)) - self.free
 
 
 class Sum(Expr):
@@ -465,13 +569,46 @@ class Derivative(Expr):
         return Derivative(expr, wrt)
 
 
-MAX_DIGITS = 300  # a literal or folded number beyond this is surely a mistake
+MAX_DIGITS = 300  # the most digits a number's numerator or denominator has
+_LIMIT = 10**MAX_DIGITS
+_LIMIT_BITS = _LIMIT.bit_length() - 1  # 2**_LIMIT_BITS < _LIMIT
+_LOG10_2 = 0.30103
+
+
+def fits(value: Fraction) -> bool:
+    """Whether `value` can be a `Number`: numerator and denominator of at most MAX_DIGITS
+    digits. Such a number is a finite, normal float64 (|value| < 1e300, and 0 or > 1e-300)."""
+    return abs(value.numerator) < _LIMIT and value.denominator < _LIMIT
+
+
+def size_problem(value: Fraction) -> str:
+    """Why a `value` that does not fit cannot be a number, for an error message: its
+    size, without writing out its digits."""
+    numerator, denominator = abs(value.numerator), value.denominator
+    if numerator >= _LIMIT * denominator:
+        return too_large(round((numerator.bit_length() - denominator.bit_length()) * _LOG10_2))
+    return too_precise(int(max(numerator, denominator).bit_length() * _LOG10_2) + 1)
+
+
+def too_large(exponent: int) -> str:
+    return (
+        f"is too large (about 10^{exponent}): indexcalc keeps numbers exact, with at most "
+        f"{MAX_DIGITS} digits"
+    )
+
+
+def too_precise(digits: int) -> str:
+    return (
+        f"is too precise (about {digits} digits): indexcalc keeps numbers exact, with at "
+        f"most {MAX_DIGITS} digits in numerator and denominator"
+    )
 
 
 def small_power(base: Fraction, exponent: Fraction) -> bool:
-    """Whether base^exponent is cheap to fold exactly."""
-    size = max(abs(base.numerator), abs(base.denominator), 2).bit_length()
-    return abs(exponent) * size <= MAX_DIGITS * 3.33
+    """Whether base^exponent, for an integer exponent, is a number that fits (see `fits`);
+    decided from sizes alone, without computing the power."""
+    size = max(abs(base.numerator), base.denominator, 2).bit_length()
+    return abs(exponent) * size <= _LIMIT_BITS
 
 
 ZERO = Number(0)
@@ -502,28 +639,22 @@ def fresh_indices(count: int, avoid: Iterable[str]) -> list[str]:
     return names
 
 
-_rename_cache: weakref.WeakKeyDictionary[Expr, dict[tuple[tuple[str, str], ...], Expr]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def rename(node: Expr, mapping: Mapping[str, str]) -> Expr:
     """Rename free indices of `node` by `mapping`, renaming summed indices to avoid capture.
 
-    The mapping must be injective on the node's free indices.
+    The mapping must be injective on the node's free indices. Each node keeps its own
+    renamings (they go when it goes); entries are a function of their key, so threads may
+    share them.
     """
     relevant = tuple(sorted((k, v) for k, v in mapping.items() if k in node.free and k != v))
     if not relevant:
         return node
-    per_node = _rename_cache.setdefault(node, {})
-    result = per_node.get(relevant)
-    if result is None:
-        result = _rename(node, dict(relevant))
-        per_node[relevant] = result
-    return result
+    renamings = vars(node).setdefault("_renamings", {})  # atomic: one dict per node
+    return memoised(renamings, relevant, functools.partial(_rename, node))
 
 
-def _rename(node: Expr, mapping: dict[str, str]) -> Expr:
+def _rename(node: Expr, relevant: tuple[tuple[str, str], ...]) -> Expr:
+    mapping = dict(relevant)
     if isinstance(node, Indexed):
         return node.with_indices(mapping.get(i, i) for i in node.indices)
     if isinstance(node, Product):
@@ -544,17 +675,26 @@ def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
     those names can be used freely beside it (derivative indices, say)."""
     if not node.bound_indices & names:
         return node
-    if isinstance(node, Product):
-        clashes = sorted(node.summed & names)
-        if clashes:
-            fresh = fresh_indices(len(clashes), node.all_indices | names)
-            node = Product(
-                (rename(f, dict(zip(clashes, fresh, strict=True))) for f in node.factors),
-                node.out,
-            )
-    elif isinstance(node, Derivative):
-        return Derivative(rename_bound(node.expr, names | set(node.wrt.indices)), node.wrt)
-    return node.map_children(lambda child: rename_bound(child, names))
+    done: dict[tuple[Expr, frozenset[str]], Expr] = {}
+
+    def renamed(key: tuple[Expr, frozenset[str]]) -> Expr:
+        node, names = key
+        if not node.bound_indices & names:
+            return node
+        if isinstance(node, Product):
+            clashes = sorted(node.summed & names)
+            if clashes:
+                fresh = fresh_indices(len(clashes), node.all_indices | names)
+                node = Product(
+                    (rename(f, dict(zip(clashes, fresh, strict=True))) for f in node.factors),
+                    node.out,
+                )
+        elif isinstance(node, Derivative):
+            inner = memoised(done, (node.expr, names | set(node.wrt.indices)), renamed)
+            return Derivative(inner, node.wrt)
+        return node.map_children(lambda child: memoised(done, (child, names), renamed))
+
+    return memoised(done, (node, names), renamed)
 
 
 def postorder(*roots: Expr) -> list[Expr]:
@@ -572,6 +712,15 @@ def postorder(*roots: Expr) -> list[Expr]:
         stack.append((node, True))
         stack.extend((c, False) for c in reversed(node.children) if c not in seen)
     return order
+
+
+def written_size(node: Expr, cap: int) -> int:
+    """The number of nodes of `node` written out as a tree, where a shared subexpression
+    counts once per use; counting stops a little past `cap`."""
+    sizes: dict[Expr, int] = {}
+    for current in postorder(node):
+        sizes[current] = min(cap + 1, 1 + sum(sizes[c] for c in current.children))
+    return sizes[node]
 
 
 def node_count(node: Expr) -> int:

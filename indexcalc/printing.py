@@ -15,6 +15,7 @@ from fractions import Fraction
 from typing import Any, TypeGuard
 
 from .dispatch import Pass
+from .errors import TooLargeError
 from .expr import (
     Delta,
     Derivative,
@@ -26,12 +27,16 @@ from .expr import (
     Product,
     Sum,
     Tensor,
-    deep_recursion,
     fresh_index,
+    memoised,
+    node_count,
     rename_bound,
+    written_size,
 )
 from .functions import FUNCTIONS
 from .sizes import scoped_source
+
+MAX_WRITTEN_NODES = 200_000  # a tree this large prints as megabytes of text
 
 # Precedence, loosest first.
 SUM, HADAMARD, NEGATION, PRODUCT, POWER, ATOM = range(6)
@@ -56,13 +61,10 @@ class PrecedencePrinter(Pass):
 
     def show(self, node: Any, *context: Any) -> tuple[str, int]:
         """Text and precedence of `node`; `context` is what else its text depends on."""
-        context = self.narrowed(node, context)
-        key = (node, *context)
-        done = self._memo.get(key)
-        if done is None:
-            done = self.dispatch(node, *context)
-            self._memo[key] = done
-        return done
+        return memoised(self._memo, (node, *self.narrowed(node, context)), self._shown)
+
+    def _shown(self, key: tuple) -> tuple[str, int]:
+        return self.dispatch(*key)
 
     def narrowed(self, node: Any, context: tuple) -> tuple:
         """The part of `context` that the text of `node` depends on, for a smaller memo."""
@@ -104,15 +106,27 @@ class PrecedencePrinter(Pass):
         return f"{value.numerator}/{value.denominator}"
 
     def number(self, value: Fraction) -> tuple[str, int]:
+        """A number's exact text, which parses back to it: an integer or a short decimal;
+        scientific notation where that is shorter (1e30, 2.5e-20); else a fraction."""
         magnitude = abs(value)
-        if magnitude.denominator == 1:
-            text, precedence = str(magnitude.numerator), ATOM
+        plain = str(magnitude.numerator) if magnitude.denominator == 1 else decimal_text(magnitude)
+        parts = decimal_parts(magnitude)
+        # The shortest form (as plain text), and plain digits up to 12 long always.
+        forms: list[tuple[int, int, tuple[str, int]]] = []  # (length, preference, form)
+        if plain is not None:
+            forms.append((len(plain) if len(plain) > 12 else 0, 0, (plain, ATOM)))
         else:
-            decimal = decimal_text(magnitude)
-            text, precedence = (decimal, ATOM) if decimal else (self.fraction(magnitude), PRODUCT)
+            forms.append((len(str(magnitude)), 2, (self.fraction(magnitude), PRODUCT)))
+        if parts is not None:
+            forms.append((len(f"{parts[0]}e{parts[1]}"), 1, self.scientific(*parts)))
+        text, precedence = min(forms)[2]
         if value < 0:
             return f"{self.minus}{text}", NEGATION
         return text, precedence
+
+    def scientific(self, mantissa: str, exponent: int) -> tuple[str, int]:
+        """mantissa × 10^exponent, the mantissa a decimal with one digit before its point."""
+        return f"{mantissa}e{exponent}", ATOM
 
 
 class AsciiFormat(PrecedencePrinter):
@@ -147,6 +161,11 @@ class LatexFormat(PrecedencePrinter):
     def function_name(self, name: str) -> str:
         return FUNCTIONS[name].latex
 
+    def scientific(self, mantissa: str, exponent: int) -> tuple[str, int]:
+        if mantissa == "1":
+            return f"10^{{{exponent}}}", POWER
+        return rf"{mantissa} \times 10^{{{exponent}}}", PRODUCT
+
     def divide(self, numerator: str, denominator: str) -> str:
         return rf"\frac{{{numerator}}}{{{denominator}}}"
 
@@ -168,6 +187,12 @@ class TextPrinter(PrecedencePrinter):
         self._taken: set[str] = set()
 
     def doprint(self, node: Expr) -> str:
+        if written_size(node, MAX_WRITTEN_NODES) > MAX_WRITTEN_NODES:
+            raise TooLargeError(
+                f"written out, this expression has more than {MAX_WRITTEN_NODES:,} parts (it "
+                f"has {node_count(node):,} distinct ones, but shared parts repeat each time "
+                f"they are used); evaluate it or generate code, which compute each part once"
+            )
         # Names the printer introduces are new to the whole expression: text is read back
         # with sizes inferred by name, so a reused letter could take another index's size.
         self._taken = set(node.all_indices)
@@ -453,19 +478,16 @@ class LatexPrinter(LatexFormat, TextPrinter):
         return rf"\sum_{{{''.join(indices)}}} {self.parens(body)}"
 
 
-@deep_recursion
 def to_text(node: Expr) -> str:
     """Unicode Einstein notation that parses back."""
     return TextPrinter().doprint(node)
 
 
-@deep_recursion
 def to_ascii(node: Expr) -> str:
     """ASCII Einstein notation that parses back."""
     return AsciiPrinter().doprint(node)
 
 
-@deep_recursion
 def to_latex(node: Expr) -> str:
     """LaTeX."""
     return LatexPrinter().doprint(node)
@@ -486,6 +508,28 @@ def decimal_text(value: Fraction) -> str | None:
         context.prec = 40
         text = format(Decimal(value.numerator) / Decimal(value.denominator), "f")
     return text if len(text) <= 12 else None
+
+
+def decimal_parts(value: Fraction) -> tuple[str, int] | None:
+    """(mantissa, exponent) with `value` = mantissa × 10^exponent exactly, the mantissa a
+    decimal with one nonzero digit before its point (``"2.5"``, -20); None for a value
+    with no finite decimal (1/3) or zero."""
+    numerator, denominator = value.numerator, value.denominator
+    twos = fives = 0
+    while denominator % 2 == 0:
+        denominator //= 2
+        twos += 1
+    while denominator % 5 == 0:
+        denominator //= 5
+        fives += 1
+    if denominator != 1 or numerator == 0:
+        return None
+    places = max(twos, fives)  # value = numerator × (10^places / its denominator) / 10^places
+    digits = str(numerator * 2 ** (places - twos) * 5 ** (places - fives))
+    significant = digits.rstrip("0")
+    exponent = len(digits) - len(significant) - places + len(significant) - 1
+    mantissa = significant[0] + (f".{significant[1:]}" if len(significant) > 1 else "")
+    return mantissa, exponent
 
 
 def _has_top_level_slash(text: str) -> bool:

@@ -12,11 +12,10 @@ from .algebra import shared_algebra
 from .canonical import declared_symmetric
 from .diff import carry_out
 from .errors import IndexCalcError
-from .expr import Expr, deep_recursion
+from .expr import Expr
 from .syntax import parse
 
 
-@deep_recursion
 def simplify(expr_or_text, *, symmetric: Iterable[str] = (), var: str = "x") -> Expr:
     """The expression with comma derivatives carried out, in simplified canonical form.
 

@@ -7,7 +7,9 @@ records comma derivatives as `Derivative` nodes; differentiation carries them ou
 
 from __future__ import annotations
 
+import re
 import threading
+import unicodedata
 import warnings
 from collections import Counter
 from collections.abc import Iterator
@@ -26,6 +28,7 @@ from .errors import (
     DefinitionError,
     IndexNotationError,
     NotationWarning,
+    NumberError,
     ParseError,
     Position,
 )
@@ -42,11 +45,14 @@ from .expr import (
     Product,
     Sum,
     Tensor,
-    deep_recursion,
+    fits,
     fresh_index,
     rename,
     rename_bound,
+    size_problem,
     small_power,
+    too_large,
+    too_precise,
 )
 from .functions import ALIASES, FUNCTIONS, lookup
 
@@ -63,25 +69,79 @@ def grammar_text() -> str:
     )
 
 
+class Terms:
+    """A definition's chain of terms ``a + b + …``, kept unbuilt so that a sum using the
+    definition takes its terms without copying them: a program of chained definitions
+    (``a2_i = a1_i + x_i; a3_i = a2_i + x_i; …``) parses in linear time and memory.
+
+    `items` are terms and other definitions' `Terms`, spliced in when the sum is built. A
+    definition's terms are spliced into sums once; a further use, or a splice after its
+    sum is built, adds the built sum as one term. So no term is copied twice, and
+    doubling definitions (``a2 = a1 + a1; a3 = a2 + a2; …``) stay linear too.
+    """
+
+    __slots__ = ("_sum", "items", "spliced")
+
+    def __init__(self, items: list[Expr | Terms]):
+        self.items = items
+        self.spliced = False
+        self._sum: Expr | None = None
+
+    def take(self) -> Expr | Terms:
+        """What a sum using this definition adds to its terms: these terms the first time,
+        then the built sum."""
+        if self.spliced:
+            return self.sum()
+        self.spliced = True
+        return self
+
+    def sum(self) -> Expr:
+        if self._sum is None:
+            self._sum = Sum(_flatten(self.items))
+        return self._sum
+
+
+def _flatten(items: list[Expr | Terms]) -> list[Expr]:
+    """Terms with spliced definitions' terms in place, without recursion."""
+    flat: list[Expr] = []
+    stack = [iter(items)]
+    while stack:
+        for item in stack[-1]:
+            if isinstance(item, Terms):
+                if item._sum is not None:
+                    flat.append(item._sum)
+                else:
+                    stack.append(iter(item.items))
+                    break
+            else:
+                flat.append(item)
+        else:
+            stack.pop()
+    return flat
+
+
 class Piece:
     """An expression under construction, with where its free indices were written.
 
     The terms of a chain ``a + b + c + …`` are gathered in `terms` and built into one Sum
-    when the expression is first needed, so a long sum parses in linear time.
+    when the expression is first needed, so a long sum parses in linear time. A use of a
+    definition that is such a chain holds the definition's `Terms` in `shared`.
     """
 
-    __slots__ = ("_expr", "free", "index_positions", "start", "terms")
+    __slots__ = ("_expr", "free", "index_positions", "shared", "start", "terms")
 
     def __init__(
         self,
         expr: Expr | None,
         start: Position,
         index_positions: dict[str, Position] | None = None,
-        terms: list[Expr] | None = None,
+        terms: list[Expr | Terms] | None = None,
         free: frozenset[str] = frozenset(),
+        shared: Terms | None = None,
     ):
         self._expr = expr
         self.terms = terms
+        self.shared = shared
         self.start = start
         self.index_positions = index_positions or {}
         self.free = expr.free if expr is not None else free
@@ -89,10 +149,30 @@ class Piece:
     @property
     def expr(self) -> Expr:
         if self._expr is None:
-            assert self.terms is not None  # a piece is an expression or a chain of terms
-            self._expr = Sum(self.terms)
-            self.terms = None
+            if self.shared is not None:
+                self._expr = self.shared.sum()
+            else:
+                assert self.terms is not None  # a piece is an expression or a chain of terms
+                self._expr = Sum(_flatten(self.terms))
+                self.terms = None
         return self._expr
+
+    def term_items(self) -> list[Expr | Terms]:
+        """This piece's terms, for a sum to extend: its own list where it has one."""
+        if self.terms is not None:
+            return self.terms
+        if self.shared is not None and self._expr is None:
+            return [self.shared.take()]
+        return list(_terms(self.expr))
+
+    def frozen(self) -> Terms | None:
+        """The terms of this piece's chain, for a definition to share; None if it is no
+        chain of terms."""
+        if self.shared is not None and self._expr is None:
+            return self.shared
+        if self.terms is not None:
+            return Terms(self.terms)
+        return None
 
     @property
     def number(self) -> Number | None:
@@ -119,8 +199,20 @@ class Subscript:
 
 @dataclass
 class Definition:
+    """A definition's indices and right side: an expression, or a chain of terms kept
+    unbuilt (`Terms`) until something needs it built."""
+
     indices: tuple[str, ...]
-    expr: Expr
+    free: frozenset[str]
+    built: Expr | None = None
+    terms: Terms | None = None
+
+    @property
+    def expr(self) -> Expr:
+        if self.built is None:
+            assert self.terms is not None
+            self.built = self.terms.sum()
+        return self.built
 
 
 @dataclass
@@ -185,7 +277,7 @@ class Builder(lark.Transformer):
         name_token, *rest = items
         expression: Piece = rest[-1]
         subscript: Subscript | None = rest[0] if len(rest) == 2 else None
-        name = str(name_token)
+        name = self.identifier(name_token)
         position = _pos(name_token)
         self.check_name(name, position)
         if name in self.state.definitions:
@@ -207,16 +299,18 @@ class Builder(lark.Transformer):
                 f"the indices of '{name}' must be distinct, not {indices}",
                 position,
             )
-        if set(indices) != expression.expr.free:
+        if set(indices) != expression.free:
             raise self.error(
                 DefinitionError,
                 f"'{name}' is defined with indices {_show(indices)} but its right side has "
-                f"free indices {_show(expression.expr.free_indices)}",
+                f"free indices {_show(sorted(expression.free))}",
                 position,
             )
         if name in self.state.ranks:
             raise self.error(DefinitionError, f"'{name}' is used before it is defined", position)
-        self.state.definitions[name] = Definition(indices, expression.expr)
+        terms = expression.frozen()
+        built = None if terms is not None else expression.expr
+        self.state.definitions[name] = Definition(indices, expression.free, built, terms)
         return None
 
     # -- sums, products, powers -----------------------------------------------------------
@@ -236,14 +330,14 @@ class Builder(lark.Transformer):
                 f"{_show(sorted(left.free))} is added to {_show(sorted(right.free))}",
                 right.start,
             )
-        right_expr = right.expr if sign > 0 else _negate(right.expr)
-        if left.number is not None and isinstance(right_expr, Number):
-            return Piece(
-                _number(left.number.value + right_expr.value, left.start, self), left.start
-            )
+        if sign < 0:
+            right = Piece(_negate(right.expr), right.start, right.index_positions)
+        if left.number is not None and right.number is not None:
+            total = left.number.value + right.number.value
+            return Piece(self.number_node(total, left.start, "this sum"), left.start)
         # Each piece feeds exactly one parent, so its list of terms can be extended in place.
-        terms = left.terms if left.terms is not None else list(_terms(left.expr))
-        terms.extend(_terms(right_expr))
+        terms = left.term_items()
+        terms.extend(right.term_items())
         positions = {**right.index_positions, **left.index_positions}
         return Piece(None, left.start, positions, terms, left.free | right.free)
 
@@ -290,7 +384,11 @@ class Builder(lark.Transformer):
                     )
                 positions.setdefault(index, piece.position_of(index))
         out = {index for index, count in counts.items() if count == 1 or index in held}
-        expr = _product([piece.expr for piece in factors], out)
+        try:
+            expr = _product([piece.expr for piece in factors], out)
+        except NumberError as error:
+            message = f"the numbers in this product multiply to one that {error.reason}"
+            raise self.error(NumberError, message, factors[0].start) from None
         return Piece(expr, factors[0].start, {i: positions[i] for i in out})
 
     def divide(self, numerator: Piece, denominator: Piece) -> Piece:
@@ -306,7 +404,8 @@ class Builder(lark.Transformer):
         if isinstance(den, Number) and den.value == 0:
             raise self.error(ParseError, "division by zero", denominator.start)
         if isinstance(num, Number) and isinstance(den, Number):
-            return Piece(_number(num.value / den.value, numerator.start, self), numerator.start)
+            quotient = self.number_node(num.value / den.value, numerator.start, "this quotient")
+            return Piece(quotient, numerator.start)
         expr = Product((num, Power(den, MINUS_ONE)), num.free)
         return Piece(expr, numerator.start, numerator.index_positions)
 
@@ -320,23 +419,34 @@ class Builder(lark.Transformer):
                 exponent.position_of(min(extra)),
             )
         b, e = base.expr, exponent.expr
-        if isinstance(b, Number) and isinstance(e, Number) and e.value.denominator == 1:
+        if isinstance(b, Number) and isinstance(e, Number):
             if b.value == 0 and e.value < 0:
                 raise self.error(ParseError, "zero to a negative power", base.start)
-            if small_power(b.value, e.value):
-                return Piece(_number(b.value ** int(e.value), base.start, self), base.start)
+            if e.value.denominator == 1 and small_power(b.value, e.value):
+                return Piece(Number(b.value ** int(e.value)), base.start)
         return Piece(Power(b, e), base.start, base.index_positions)
 
     # -- atoms -------------------------------------------------------------------------
 
     def number(self, items):
         (token,) = items
-        return Piece(_number(Fraction(str(token)), _pos(token), self), _pos(token))
+        text, position = str(token), _pos(token)
+        value = _literal_value(text)
+        if isinstance(value, str):
+            raise self.error(NumberError, f"the number {_abbreviated(text)} {value}", position)
+        what = f"the number {_abbreviated(text)}"
+        return Piece(self.number_node(value, position, what), position)
+
+    def number_node(self, value: Fraction, position: Position, what: str) -> Number:
+        """`value` as a number; `what` names it in the error if it is too large."""
+        if not fits(value):
+            raise self.error(NumberError, f"{what} {size_problem(value)}", position)
+        return Number(value)
 
     def tensor(self, items):
         name_token = items[0]
         subscript: Subscript | None = items[1] if len(items) > 1 else None
-        name, position = str(name_token), _pos(name_token)
+        name, position = self.identifier(name_token), _pos(name_token)
         self.check_name(name, position)
         if subscript is not None and subscript.pairs:
             raise self.error(
@@ -370,6 +480,10 @@ class Builder(lark.Transformer):
                 position,
             )
         used = [i for i, _ in indices]
+        if definition.terms is not None and tuple(used) == definition.indices:
+            return Piece(
+                None, position, dict(indices), free=definition.free, shared=definition.terms
+            )
         # A repeated index (M_kk) takes a fresh name and a δ, so the renaming stays one-to-one.
         targets, deltas = [], []
         avoid = set(used) | definition.expr.all_indices
@@ -508,7 +622,7 @@ class Builder(lark.Transformer):
 
     def call(self, items):
         token, argument = items
-        name = str(token)[:-1]
+        name = unicodedata.normalize("NFKC", str(token)[:-1])
         function = lookup(name)
         if function is None:
             known = ", ".join(sorted(FUNCTIONS))
@@ -531,28 +645,21 @@ class Builder(lark.Transformer):
     def plain_sub(self, items):
         (token,) = items
         start = _pos(token)
-        indices = []
+        indices: list[Located] = []
         for offset, char in enumerate(str(token)[1:], start=1):
-            where = Position(start.line, start.column + offset)
-            if not char.isalpha():
-                raise self.error(
-                    IndexNotationError,
-                    f"'{char}' is not an index: indices are single letters",
-                    where,
-                )
-            indices.append((char, where))
+            indices += self.letters(char, Position(start.line, start.column + offset))
         return Subscript(tuple(indices), start=start)
 
     def brace_sub(self, items):
         brace, *tokens = items
-        indices = tuple((str(t), _pos(t)) for t in tokens)
+        indices = self.index_tokens(tokens)
         if not indices:
             raise self.error(IndexNotationError, "empty subscript '_{}'", _pos(brace))
         return Subscript(indices, start=_pos(brace))
 
     def comma_sub(self, items):
         brace, *rest = items
-        indices = tuple((str(t), _pos(t)) for t in rest if isinstance(t, Token))
+        indices = self.index_tokens([t for t in rest if isinstance(t, Token)])
         groups = tuple(g for g in rest if not isinstance(g, Token))
         return Subscript(indices, groups, start=_pos(brace))
 
@@ -566,11 +673,37 @@ class Builder(lark.Transformer):
         return tuple(items[1:])
 
     def single_group(self, items):
-        (token,) = items
-        return ((str(token), _pos(token)),)
+        return self.index_tokens(items)
 
     def paren_group(self, items):
-        return tuple((str(t), _pos(t)) for t in items)
+        return self.index_tokens(items)
+
+    def index_tokens(self, tokens) -> tuple[Located, ...]:
+        return tuple(index for t in tokens for index in self.letters(str(t), _pos(t)))
+
+    def letters(self, char: str, where: Position) -> list[Located]:
+        """The indices a subscript character stands for: itself, or what Unicode
+        normalisation (NFKC) makes of it, so that 𝑖 is i."""
+        normal = unicodedata.normalize("NFKC", char)
+        if not normal.isalpha():
+            raise self.error(
+                IndexNotationError, f"'{char}' is not an index: indices are single letters", where
+            )
+        return [(letter, where) for letter in normal]
+
+    def identifier(self, token: Token) -> str:
+        """A tensor name as Python would read it: NFKC-normalised, so that ｔ1 is t1 and
+        µ (micro sign) is μ."""
+        text = str(token)
+        name = unicodedata.normalize("NFKC", text)
+        if not _NAME.fullmatch(name):
+            raise self.error(
+                ParseError,
+                f"'{text}' reads as '{name}' (Unicode NFKC normalisation, as Python reads "
+                f"names), which is not a name: a letter followed by letters and digits",
+                _pos(token),
+            )
+        return name
 
     def check_name(self, name: str, position: Position) -> None:
         if name in RESERVED:
@@ -581,12 +714,41 @@ class Builder(lark.Transformer):
             )
 
 
-def _number(value: Fraction, position: Position, builder: Builder) -> Number:
-    if max(abs(value.numerator), value.denominator).bit_length() > MAX_DIGITS * 3.33:
-        raise builder.error(
-            ParseError, f"number too large or too precise (over {MAX_DIGITS} digits)", position
-        )
-    return Number(value)
+_NAME = re.compile(r"[^\W\d_][^\W_]*")  # as NAME in the grammar
+_LITERAL = re.compile(r"(\d*)\.?(\d*)(?:[eE]([+-]?\d+))?")
+
+
+def _literal_value(text: str) -> Fraction | str:
+    """The exact value of a number literal, or why it is none: too large or too precise
+    (see `expr.fits`), decided from the digits before any large number is computed."""
+    match = _LITERAL.fullmatch(text)
+    assert match is not None  # the grammar's NUMBER
+    whole, decimals, exponent = match.groups()
+    digits = (whole + decimals).lstrip("0")
+    significant = digits.rstrip("0")
+    if not significant:
+        return Fraction(0)
+    exponent = exponent or "0"
+    if len(exponent.lstrip("+-").lstrip("0")) > 9:  # beyond any bound below
+        large = not exponent.startswith("-")
+        power = 10**9 if large else -(10**9)
+    else:
+        power = int(exponent)
+    power += len(digits) - len(significant) - len(decimals)  # value = significant × 10^power
+    magnitude = len(significant) + power - 1  # value ≈ 10^magnitude
+    if magnitude >= MAX_DIGITS:
+        return too_large(magnitude)
+    # Reduced, the denominator is at least 2^-power (no trailing zeros: 2 and 5 do not
+    # both divide the digits), over 10^MAX_DIGITS here; the digits are then fewer than
+    # MAX_DIGITS + 1000, a size int() reads at once.
+    if -power > 1000:
+        return too_precise(1 - power)
+    value = int(significant) * Fraction(10) ** power
+    return value if fits(value) else size_problem(value)
+
+
+def _abbreviated(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:12]}…{text[-8:]}"
 
 
 def _show(indices) -> str:
@@ -603,8 +765,13 @@ def _terms(expr: Expr) -> tuple[Expr, ...]:
 
 
 def _negate(expr: Expr) -> Expr:
+    """-expr; a number, or a product's leading number other than -1, changes sign, so
+    that printed ``-0.5 x_i`` parses back to the product it was printed from."""
     if isinstance(expr, Number):
         return Number(-expr.value)
+    coefficient = expr.factors[0] if isinstance(expr, Product) else None
+    if isinstance(expr, Product) and isinstance(coefficient, Number) and coefficient != MINUS_ONE:
+        return Product((Number(-coefficient.value), *expr.factors[1:]), expr.out)
     return Product((MINUS_ONE, expr), expr.free)
 
 
@@ -627,6 +794,8 @@ def _product(factors: list[Expr], out) -> Expr:
             rest.extend(factor.factors)  # δ_{(ij)(kl)} joins the product it stands in
         else:
             rest.append(factor)
+    if not fits(coefficient):
+        raise NumberError(size_problem(coefficient))
     if not rest:
         return Number(coefficient)
     if coefficient == 1 and len(rest) == 1 and rest[0].free == set(out):
@@ -646,7 +815,6 @@ def _parser() -> tuple[lark.Lark, Builder]:
 _parse_lock = threading.Lock()
 
 
-@deep_recursion
 def parse(text: str, var: str = "x") -> Expr:
     """Parse a program (definitions, then one expression) into an expression.
 
@@ -657,6 +825,7 @@ def parse(text: str, var: str = "x") -> Expr:
         raise ParseError(f"expected notation as a string, got {type(text).__name__}")
     if not isinstance(var, str):
         raise ParseError(f"the variable must be named by a string, not {type(var).__name__}")
+    var = unicodedata.normalize("NFKC", var)  # as names in the text are
     if not _is_identifier(var):
         raise ParseError(f"the variable name must be a tensor name, not {var!r}")
     parser, builder = _parser()

@@ -16,10 +16,11 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import opt_einsum
 import pytest
 
 import indexcalc as ic
-from indexcalc.backends import library_of
+from indexcalc.backends import NUMPY, library_of
 
 RNG = np.random.default_rng(20240609)
 
@@ -170,6 +171,29 @@ def test_numpy_evaluation_never_imports_array_api_compat():
         [sys.executable, "-c", program], capture_output=True, text=True, env=env, check=True
     )
     assert completed.stdout.strip() == "[]"
+
+
+def test_numpy_einsum_takes_symbols_beyond_the_52_letters():
+    """A plan's einsum symbols past the letters (a product of many indices) are renamed
+    for NumPy, call by call; one call over more than 52 indices is an EvaluationError."""
+    a, b, c = (opt_einsum.get_symbol(k) for k in (60, 61, 70))
+    A, B = RNG.standard_normal((3, 4)), RNG.standard_normal((4, 2))
+    np.testing.assert_allclose(NUMPY.einsum(f"{a}{b},{b}{c}->{c}{a}")(A, B), (A @ B).T)
+    square = RNG.standard_normal((3, 3))
+    np.testing.assert_allclose(NUMPY.einsum(f"{a}{a}->{a}")(square), np.diag(square))
+    many = "".join(opt_einsum.get_symbol(k) for k in range(53))
+    with pytest.raises(ic.EvaluationError, match="53 distinct indices"):
+        NUMPY.einsum(f"{many}->{many[0]}")
+
+
+def test_numpy_sums_and_products_beyond_the_52_letters_need_no_einsum():
+    symbols = "".join(opt_einsum.get_symbol(k) for k in range(56))
+    array = RNG.standard_normal((2, 3) + (1,) * 54)
+    summed = NUMPY.single(symbols, symbols[1] + symbols[0])(array)
+    np.testing.assert_allclose(summed, array.reshape(2, 3).T)
+    vector = RNG.standard_normal(3)
+    product = NUMPY.pair(symbols, symbols[1], symbols[0])(array, vector)
+    np.testing.assert_allclose(product, array.reshape(2, 3) @ vector)
 
 
 # -- dask -----------------------------------------------------------------------------------

@@ -154,3 +154,11 @@ def test_gradient_of_trace_xtbx_is_one_matrix_product():
 
 def test_a_factor_that_saves_no_product_stays_in_each_term():
     assert str(ic.diff("x_i A_ij x_j", "x_k")) == "x_i A_ik + A_kj x_j"
+
+
+def test_cost_counts_a_delta_built_densely_without_overflowing():
+    """δ_ij alone is a dense n×n array: its cost says so before anything is allocated, and
+    sizes whose product passes 2⁶³ are counted exactly."""
+    assert ic.compile("delta_ij", dims={"i": 10**6}).cost({}).largest_intermediate == 10**12
+    huge = ic.compile("delta_ij delta_kl", dims={"i": 10**7, "k": 10**7}).cost({})
+    assert huge.largest_intermediate == 10**28

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import itertools
 
 import numpy as np
 import pytest
@@ -812,3 +813,63 @@ def test_arrays_not_given_by_name_are_an_evaluation_error(arrays):
         ic.compile("x_i x_i")(arrays)
     with pytest.raises(ic.EvaluationError, match="given by name"):
         ic.evaluate("x_i x_i", arrays)
+
+
+# -- products of many indices ---------------------------------------------------------------
+
+# 52 Latin letters, then Greek ones (not δ, ε or σ, which name δ, ε and the sigmoid).
+MANY_INDICES = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZαβγζηθικλμνξοπρτυφχψω"
+
+
+def test_a_chain_of_sixty_distinct_indices_is_a_matrix_power():
+    indices = MANY_INDICES[:60]
+    text = " ".join(f"M_{a}{b}" for a, b in itertools.pairwise(indices))
+    M = np.array([[0.5, 0.25], [-0.125, 0.75]])
+    out = indices[0] + indices[-1]
+    expected = np.linalg.matrix_power(M, 59)
+    np.testing.assert_allclose(ic.evaluate(text, M=M, out=out), expected, rtol=1e-12)
+    namespace: dict = {}
+    exec(ic.codegen(text, name="chain", out=out), namespace)
+    np.testing.assert_allclose(namespace["chain"](M=M), expected, rtol=1e-12)
+
+
+def test_an_outer_product_over_sixty_free_indices():
+    """60 axes (most of length 1): every kept index needs its own einsum symbol."""
+    indices = MANY_INDICES[:60]
+    ones = " ".join(f"o_{i}" for i in indices[2:])
+    text = f"a_{indices[0]} b_{indices[1]} {ones}"
+    a, b, o = np.array([1.0, -2.0]), np.array([0.5, 3.0, 4.0]), np.array([1.5])
+    expected = np.multiply.outer(a, b).reshape((2, 3) + (1,) * 58) * 1.5**58
+    result = ic.evaluate(text, a=a, b=b, o=o, out=indices)
+    assert result.shape == expected.shape
+    np.testing.assert_allclose(result, expected, rtol=1e-12)
+    summed_text = f"sum_{{{indices[2:]}}}({text})"
+    summed = ic.evaluate(summed_text, a=a, b=b, o=o, out=indices[:2])
+    np.testing.assert_allclose(summed, np.multiply.outer(a, b) * 1.5**58, rtol=1e-12)
+    for notation, out, value in [(text, indices, expected), (summed_text, indices[:2], summed)]:
+        namespace: dict = {}
+        exec(ic.codegen(notation, name="outer", out=out), namespace)
+        np.testing.assert_allclose(namespace["outer"](a=a, b=b, o=o), value, rtol=1e-12)
+
+
+def test_many_indices_on_other_backends():
+    torch = pytest.importorskip("torch")
+    indices = MANY_INDICES[:60]
+    text = " ".join(f"M_{a}{b}" for a, b in itertools.pairwise(indices))
+    M = np.array([[0.5, 0.25], [-0.125, 0.75]])
+    result = ic.evaluate(text, M=torch.tensor(M), out=indices[0] + indices[-1], backend="torch")
+    np.testing.assert_allclose(result.numpy(), np.linalg.matrix_power(M, 59), rtol=1e-12)
+
+
+def test_dims_that_contradict_an_array_are_an_error_naming_both_sizes():
+    x = np.ones(2)
+    with pytest.raises(ic.EvaluationError, match=r"dims gives index 'i' size 3, .* 'x', of size 2"):
+        ic.evaluate("x_i", x=x, dims={"i": 3})
+    np.testing.assert_array_equal(ic.evaluate("x_i", x=x, dims={"i": 2}), x)
+
+
+def test_array_and_symmetric_names_are_read_as_the_parser_reads_names():
+    """µ (micro sign) and μ (mu) are one name to Python and to the parser (NFKC)."""
+    a = np.arange(3.0)
+    assert float(ic.evaluate("µ_i μ_i", {"µ": a})) == 5.0
+    assert str(ic.diff("x_i µ_ij x_j", "x_k", symmetric=["µ"])) == "2 μ_kj x_j"

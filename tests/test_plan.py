@@ -129,3 +129,14 @@ def test_identity_term_keeps_the_dtype_and_never_writes_into_an_input(dtype):
         assert generated.dtype == dtype
         np.testing.assert_allclose(generated, expected)
     np.testing.assert_array_equal(A, before)
+
+
+def test_an_index_only_one_operand_has_is_summed_before_the_product():
+    """Σ_i t_i x_p is (Σ_i t_i) x_p: a sum of n and a product of m, never n × m work."""
+    t, x = np.arange(1.0, 6.0), np.array([2.0, -1.0, 0.5])
+    expr = ic.simplify("sum_i(t_i) x_p")
+    plan = ic.compile(expr).plan(t=t, x=x)
+    (contraction,) = [s.operation for s in plan.steps if isinstance(s.operation, Contract)]
+    assert contraction.path[0] == ((0,), "")  # t summed alone first
+    np.testing.assert_allclose(ic.evaluate(expr, t=t, x=x), t.sum() * x)
+    np.testing.assert_allclose(run_generated(expr, {"t": t, "x": x}, {}, "p"), t.sum() * x)

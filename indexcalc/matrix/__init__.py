@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from ..algebra import shared_algebra
 from ..canonical import declared_symmetric
 from ..diff import carry_out
-from ..expr import Expr, deep_recursion
+from ..expr import Expr
 from ..sizes import output_indices
 from ..syntax import parse
 from .factoring import Factorer
@@ -48,7 +48,6 @@ from .translate import MatrixFormError, Translator
 LAYOUTS = ("numerator", "denominator")
 
 
-@deep_recursion
 def matrix_form(
     expr_or_text,
     *,

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from ..algebra import Algebra, split_coefficient
 from ..dispatch import Pass
-from ..expr import Expr, Func, Number, Power, Product, Sum, node_count
+from ..expr import Expr, Func, Number, Power, Product, Sum, memoised, node_count
 from .ir import ONE, Const, Identity, Mat, MatMul, add, matmul
 
 
@@ -35,14 +35,11 @@ class Factorer(Pass):
     def __init__(self, algebra: Algebra):
         self.algebra = algebra
         self._memo: dict[Expr, Expr] = {}
+        self._expansions: dict[Expr, tuple[Expr, ...] | None] = {}
 
     def normal(self, node: Expr) -> Expr:
         """`node` with every sum inside it factored."""
-        done = self._memo.get(node)
-        if done is None:
-            done = self.dispatch(node)
-            self._memo[node] = done
-        return done
+        return memoised(self._memo, node, self.dispatch)
 
     # -- one rule per node kind ------------------------------------------------------------
 
@@ -116,6 +113,10 @@ class Factorer(Pass):
     def expanded(self, node: Expr) -> list[Expr] | None:
         """The terms of `node` with elementwise products distributed over sums, or None
         when that would make too many terms or leave a term without some index."""
+        terms = memoised(self._expansions, node, self._expanded)
+        return None if terms is None else list(terms)
+
+    def _expanded(self, node: Expr) -> tuple[Expr, ...] | None:
         if isinstance(node, Sum):
             terms: list[Expr] = []
             for term in node.terms:
@@ -123,9 +124,9 @@ class Factorer(Pass):
                 if part is None:
                     return None
                 terms.extend(part)
-            return terms if len(terms) <= self.MAX_TERMS else None
+            return tuple(terms) if len(terms) <= self.MAX_TERMS else None
         if not isinstance(node, Product) or node.summed:
-            return [node]
+            return (node,)
         choices: list[list[Expr]] = [[]]
         for factor in node.factors:
             options = self.expanded(factor) if isinstance(factor, Sum) else [factor]
@@ -138,7 +139,7 @@ class Factorer(Pass):
             if free and free != node.free:
                 return None
             terms.append(self.algebra.multiply(chosen, free))
-        return terms
+        return tuple(terms)
 
 
 def factor_terms(terms: Sequence[Mat]) -> list[Mat]:

@@ -10,25 +10,92 @@ factors ahead of a chain of matrix products, nested sums and ⊙ flattened.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from fractions import Fraction
+from typing import Any, cast
+
+from ..expr import memoised
 
 
 class Mat:
-    """A node of a matrix expression. Build through the constructors below."""
+    """A node of a matrix expression. Build through the constructors below.
+
+    A node's hash, shape and transpose count are found from its children's when it is
+    built, and equality compares structure without recursion, so trees as deep as the
+    deepest expression cost no Python stack.
+    """
 
     __slots__ = ()
 
-    @property
-    def shape(self) -> tuple[bool, bool]:
+    shape: tuple[bool, bool]  # (rows, cols): whether each dimension is an index
+    transposes: int  # how many transposes it prints with
+    _hash: int
+
+    def __post_init__(self) -> None:
+        values = _values(self)
+        children = _children(values)
+        own = 1 if isinstance(self, Transpose) else 0
+        object.__setattr__(self, "_hash", hash((type(self), *values)))
+        object.__setattr__(self, "transposes", own + sum(c.transposes for c in children))
+        object.__setattr__(self, "shape", self._shape())
+
+    def _shape(self) -> tuple[bool, bool]:
         raise NotImplementedError
 
     @property
     def is_scalar(self) -> bool:
         return self.shape == (False, False)
 
+    def __hash__(self) -> int:
+        return self._hash
 
-@dataclass(frozen=True)
+    def __eq__(self, other: object) -> bool:
+        if self is other:
+            return True
+        if type(other) is not type(self):
+            return NotImplemented
+        pairs = [(self, other)]
+        while pairs:
+            a, b = pairs.pop()
+            if a is b:
+                continue
+            if type(a) is not type(b) or a._hash != b._hash:
+                return False
+            for x, y in zip(_values(a), _values(b), strict=True):
+                if isinstance(x, tuple) and isinstance(y, tuple) and len(x) == len(y):
+                    pairs.extend((u, v) for u, v in zip(x, y, strict=True) if isinstance(u, Mat))
+                    if any(u != v for u, v in zip(x, y, strict=True) if not isinstance(u, Mat)):
+                        return False
+                elif isinstance(x, Mat) and isinstance(y, Mat):
+                    pairs.append((x, y))
+                elif x != y:
+                    return False
+        return True
+
+
+def _values(m: Mat) -> tuple:
+    """The values of a node's fields, in order."""
+    names = _FIELD_NAMES.get(type(m))
+    if names is None:
+        names = _FIELD_NAMES[type(m)] = tuple(f.name for f in fields(cast(Any, m)))
+    return tuple(getattr(m, name) for name in names)
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}  # each node class's fields, found once
+
+
+def _children(values: tuple) -> list[Mat]:
+    """The nodes among field values: fields that are nodes, and nodes in tuple fields."""
+    found: list[Mat] = []
+    for value in values:
+        if isinstance(value, Mat):
+            found.append(value)
+        elif isinstance(value, tuple):
+            found.extend(v for v in value if isinstance(v, Mat))
+    return found
+
+
+@dataclass(frozen=True, eq=False)
 class Leaf(Mat):
     """A named input: a scalar, a column vector or a matrix; a `symmetric` one is its own
     transpose."""
@@ -38,53 +105,48 @@ class Leaf(Mat):
     cols: bool
     symmetric: bool = False
 
-    @property
-    def shape(self):
+    def _shape(self):
         return self.rows, self.cols
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Const(Mat):
     """A number; in a sum it is added to every entry."""
 
     value: Fraction
 
-    @property
-    def shape(self):
+    def _shape(self):
         return False, False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Ones(Mat):
     """The column vector of ones, 𝟏."""
 
-    @property
-    def shape(self):
+    def _shape(self):
         return True, False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Identity(Mat):
     """The identity matrix I (a Kronecker δ over rows and columns)."""
 
-    @property
-    def shape(self):
+    def _shape(self):
         return True, True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Transpose(Mat):
     """Mᵀ; build it with `transpose`, which pushes it inwards where that reads better."""
 
     operand: Mat
 
-    @property
-    def shape(self):
+    def _shape(self):
         rows, cols = self.operand.shape
         return cols, rows
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class MatMul(Mat):
     """``coefficient · scalars · chain[0] chain[1] …``: scalar factors, then a chain of
     conformable matrix products."""
@@ -93,36 +155,33 @@ class MatMul(Mat):
     scalars: tuple[Mat, ...]
     chain: tuple[Mat, ...]
 
-    @property
-    def shape(self):
+    def _shape(self):
         if not self.chain:
             return False, False
         return self.chain[0].shape[0], self.chain[-1].shape[1]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Add(Mat):
     """A sum; `Const` terms are added to every entry."""
 
     terms: tuple[Mat, ...]
 
-    @property
-    def shape(self):
+    def _shape(self):
         return next((t.shape for t in self.terms if not isinstance(t, Const)), (False, False))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Hadamard(Mat):
     """The elementwise product of operands of one shape."""
 
     factors: tuple[Mat, ...]
 
-    @property
-    def shape(self):
+    def _shape(self):
         return self.factors[0].shape
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Apply(Mat):
     """An elementwise function; `prime` means its derivative (σ', tanh')."""
 
@@ -130,53 +189,48 @@ class Apply(Mat):
     operand: Mat
     prime: bool = False
 
-    @property
-    def shape(self):
+    def _shape(self):
         return self.operand.shape
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class ElementPower(Mat):
     """``base`` raised elementwise to ``exponent`` (a scalar, or of the base's shape)."""
 
     base: Mat
     exponent: Mat
 
-    @property
-    def shape(self):
+    def _shape(self):
         return self.base.shape
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Diag(Mat):
     """The diagonal matrix with a vector on its diagonal, diag(v)."""
 
     operand: Mat
 
-    @property
-    def shape(self):
+    def _shape(self):
         return True, True
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Diagonal(Mat):
     """The diagonal of a square matrix as a column vector, diag(A)."""
 
     operand: Mat
 
-    @property
-    def shape(self):
+    def _shape(self):
         return True, False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Trace(Mat):
     """tr(M), a scalar."""
 
     operand: Mat
 
-    @property
-    def shape(self):
+    def _shape(self):
         return False, False
 
 
@@ -188,24 +242,32 @@ def transpose(m: Mat) -> Mat:
     """mᵀ, pushed through products, and through elementwise operations on matrices when
     that leaves fewer transposes: (A B)ᵀ = Bᵀ Aᵀ, (A ⊙ Bᵀ)ᵀ = Aᵀ ⊙ B, but (X − U V)ᵀ stays.
     A vector expression keeps it whole: (A x − b)ᵀ."""
-    if m.is_scalar or isinstance(m, (Identity, Diag)) or (isinstance(m, Leaf) and m.symmetric):
-        return m
-    if isinstance(m, Transpose):
-        return m.operand
-    if isinstance(m, MatMul):
-        return MatMul(m.coefficient, m.scalars, tuple(transpose(f) for f in reversed(m.chain)))
-    if m.shape == (True, True) and isinstance(m, (Add, Hadamard, Apply, ElementPower)):
-        if isinstance(m, Add):
-            pushed = add(transpose(t) for t in m.terms)
-        elif isinstance(m, Hadamard):
-            pushed = hadamard(transpose(f) for f in m.factors)
-        elif isinstance(m, Apply):
-            pushed = Apply(m.name, transpose(m.operand), m.prime)
-        else:
-            pushed = ElementPower(transpose(m.base), transpose(m.exponent))
-        if transpose_count(pushed) <= transpose_count(m):
-            return pushed
-    return Transpose(m)
+    done: dict[Mat, Mat] = {}
+
+    def inner(m: Mat) -> Mat:
+        return memoised(done, m, transposed)
+
+    def transposed(m: Mat) -> Mat:
+        if m.is_scalar or isinstance(m, (Identity, Diag)) or (isinstance(m, Leaf) and m.symmetric):
+            return m
+        if isinstance(m, Transpose):
+            return m.operand
+        if isinstance(m, MatMul):
+            return MatMul(m.coefficient, m.scalars, tuple(inner(f) for f in reversed(m.chain)))
+        if m.shape == (True, True) and isinstance(m, (Add, Hadamard, Apply, ElementPower)):
+            if isinstance(m, Add):
+                pushed = add(inner(t) for t in m.terms)
+            elif isinstance(m, Hadamard):
+                pushed = hadamard(inner(f) for f in m.factors)
+            elif isinstance(m, Apply):
+                pushed = Apply(m.name, inner(m.operand), m.prime)
+            else:
+                pushed = ElementPower(inner(m.base), inner(m.exponent))
+            if pushed.transposes <= m.transposes:
+                return pushed
+        return Transpose(m)
+
+    return inner(m)
 
 
 def matmul(coefficient, factors: Iterable[Mat]) -> Mat:
@@ -230,12 +292,20 @@ def matmul(coefficient, factors: Iterable[Mat]) -> Mat:
     if len(chain) > 1:
         chain = [f for f in chain if not isinstance(f, Identity)] or [Identity()]
     if coefficient == 0:
-        return ZERO
+        return _zeros(MatMul(coefficient, (), tuple(chain)).shape)
     if coefficient == 1 and len(scalars) + len(chain) == 1:
         return (scalars + chain)[0]
     if not scalars and not chain:
         return Const(coefficient)
     return MatMul(coefficient, tuple(scalars), tuple(chain))
+
+
+def _zeros(shape: tuple[bool, bool]) -> Mat:
+    """0, or zeros of a vector's or matrix's shape (0 𝟏, 0 𝟏ᵀ, 0 𝟏 𝟏ᵀ): a product that
+    vanishes keeps its shape."""
+    rows, cols = shape
+    ones = ((Ones(),) if rows else ()) + ((Transpose(Ones()),) if cols else ())
+    return MatMul(Fraction(0), (), ones) if ones else ZERO
 
 
 def add(terms: Iterable[Mat]) -> Mat:
@@ -289,12 +359,4 @@ def as_divisor(m: Mat) -> tuple[Mat, Fraction] | None:
 
 def transpose_count(m: Mat) -> int:
     """How many transposes `m` prints with; fewer reads better."""
-    if isinstance(m, Transpose):
-        return 1 + transpose_count(m.operand)
-    count = 0
-    for value in vars(m).values():
-        if isinstance(value, Mat):
-            count += transpose_count(value)
-        elif isinstance(value, tuple):
-            count += sum(transpose_count(v) for v in value if isinstance(v, Mat))
-    return count
+    return m.transposes

@@ -27,7 +27,19 @@ from fractions import Fraction
 
 from ..dispatch import Pass
 from ..errors import MatrixFormError
-from ..expr import Delta, Epsilon, Expr, Func, Indexed, Number, Power, Product, Sum, Tensor
+from ..expr import (
+    Delta,
+    Epsilon,
+    Expr,
+    Func,
+    Indexed,
+    Number,
+    Power,
+    Product,
+    Sum,
+    Tensor,
+    memoised,
+)
 from .factoring import factor_terms
 from .ir import (
     ONE,
@@ -131,12 +143,10 @@ class Translator(Pass):
 
     def translate(self, node: Expr, rows: str | None, cols: str | None) -> Mat:
         """The matrix whose (row, column) entry is `node` at index `rows`, `cols`."""
-        key = (node, rows, cols)
-        done = self._memo.get(key)
-        if done is None:
-            done = self.dispatch(node, rows, cols)
-            self._memo[key] = done
-        return done
+        return memoised(self._memo, (node, rows, cols), self._translated)
+
+    def _translated(self, key: tuple[Expr, str | None, str | None]) -> Mat:
+        return self.dispatch(*key)
 
     # -- one rule per node kind ------------------------------------------------------------
 
