@@ -657,7 +657,8 @@ class Planner(Pass):
     def finish(self, value: Planned, out: tuple[str, ...]) -> int:
         """A result's slot: a new array, never an input, a constant, a view of one, or the
         array of another result; copied only where it might be one of those."""
-        for index in out:
+        # With real arrays (no assumed default size), dims must agree with them.
+        for index in out if self.default_size is None else ():
             given, used = self.dims.get(index), value.sizes.get(index)
             if given is not None and used is not None and used.source and used.value != given:
                 name, axis = used.source
