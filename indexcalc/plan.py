@@ -54,6 +54,7 @@ from .expr import (
     Tensor,
     TensorAxis,
     delta_classes,
+    memoised,
     postorder,
 )
 from .functions import FUNCTIONS
@@ -381,9 +382,7 @@ class Logarithms(Pass):
         self.memo: dict[Expr, Recipe | None] = {}
 
     def __call__(self, node: Expr) -> Recipe | None:
-        if node not in self.memo:
-            self.memo[node] = self.dispatch(node)
-        return self.memo[node]
+        return memoised(self.memo, node, self.dispatch)
 
     def _log_Expr(self, node: Expr) -> Recipe | None:
         return None

@@ -320,6 +320,16 @@ for style in ("unicode", "ascii", "latex"):
     matrix = ic.to_matrix("tanh(" * n + "A_ij" + ")" * n, format=style)
     assert matrix.count("tanh") == n and "A" in matrix, matrix[-20:]
 
+# Stable evaluation looks for logarithms through the whole depth too (σ' = σ (1 − σ)).
+m = n // 4
+sigmoids = "sigmoid(" * m + "x_i" + ")" * m
+values, slope = x, np.ones_like(x)
+for _ in range(m):
+    values = 1 / (1 + np.exp(-values))
+    slope = slope * values * (1 - values)
+reparsed = ic.parse(str(ic.diff(sigmoids, "x_k")))
+np.testing.assert_allclose(ic.evaluate(reparsed, x=x), np.diag(slope))
+
 # Differentiation walks the whole depth: d/dx_k (x_i ⊙ step(…(x_i)…)) = δ_ik step(x_i).
 steps = "x_i ⊙ " + "step(" * n + "x_i" + ")" * n
 np.testing.assert_allclose(ic.evaluate(ic.diff(steps, "x_k"), x=x), np.diag(x > 0))
