@@ -592,7 +592,11 @@ def check_dims_agree(
                     fixed.append(((node.name, axis), shape[axis], what))
         elif isinstance(node, Delta):
             for index in node.indices:
-                union(index, node.axis or node.indices[0])
+                union(index, node.indices[0])
+            if isinstance(node.axis, tuple):
+                union(node.indices[0], node.axis)
+            elif isinstance(node.axis, int):
+                fixed.append((node.indices[0], node.axis, f"a δ over {node.axis} values"))
         elif isinstance(node, Epsilon):
             rank = len(node.indices)
             for index in node.indices:

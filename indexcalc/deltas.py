@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from .expr import Delta, Epsilon, Expr, Indexed, Product, Sum, Tensor, postorder, rename
+from .expr import Delta, Epsilon, Expr, Extent, Indexed, Product, Sum, Tensor, rename
+from .sizes import scoped_source
 
 
 def sum_to_distribute(factors: list[Expr], out: frozenset[str]) -> int | None:
@@ -49,15 +50,12 @@ def ones_factors(indices, *sources: Expr) -> list[Delta]:
     after the tensor itself is gone."""
     if not indices:
         return []
-    axes: dict[str, tuple[str, int]] = {}
-    for source in sources:
-        for node in postorder(source):
-            if isinstance(node, Tensor):
-                for axis, index in enumerate(node.indices):
-                    axes.setdefault(index, (node.name, axis))
-            elif isinstance(node, Delta) and node.axis is not None:
-                for index in node.indices:
-                    axes.setdefault(index, node.axis)
+    axes: dict[str, Extent] = {}
+    for index in indices:
+        found = (scoped_source(s, index, deltas=True) for s in sources if index in s.free)
+        axis = next((a for a in found if a is not None), None)
+        if axis is not None:
+            axes[index] = axis
     return [Delta((i, i), axes.get(i)) for i in sorted(indices)]
 
 

@@ -33,6 +33,7 @@ from .expr import (
     rename,
 )
 from .functions import FUNCTIONS
+from .sizes import with_delta_axes
 from .syntax import parse
 
 
@@ -137,8 +138,9 @@ class CommaDerivatives(Normaliser):
 
 
 def carry_out(node: Expr, algebra: Algebra) -> Expr:
-    """`node` simplified by `algebra`, with its comma derivatives carried out."""
-    return CommaDerivatives(algebra, algebra.memo("carried out"))(node)
+    """`node` simplified by `algebra`, with its comma derivatives carried out; each δ
+    keeps the size it has in `node` (see `sizes.with_delta_axes`)."""
+    return CommaDerivatives(algebra, algebra.memo("carried out"))(with_delta_axes(node))
 
 
 def parse_variable(wrt) -> Tensor:

@@ -357,21 +357,23 @@ class ConstantTensor(Indexed):
 
 
 TensorAxis = tuple[str, int]  # an input tensor's name and one of its axes
+Extent = TensorAxis | int  # what a δ's indices run over: a tensor's axis, or a fixed size
 
 
 class Delta(ConstantTensor):
     """The Kronecker delta: 1 where all indices are equal. ``δ_ii`` summed is a dimension.
 
-    `axis` is the input tensor axis whose length the δ's indices run over, where that is
-    known: ∂W_ij/∂W_ab = δ_ia δ_jb runs over W's axes (W, 0) and (W, 1). It is how a
-    derivative that no longer reads W still evaluates from W's array, and it survives
-    renaming and contraction. A δ the user writes has none: its size comes from the tensors
-    that share its indices. The axis is not printed.
+    `axis` is what the δ's indices run over, where that is known: an input tensor's axis
+    (∂W_ij/∂W_ab = δ_ia δ_jb runs over W's axes (W, 0) and (W, 1)), or a fixed size (the
+    rank of an ε that sized them). It is how a derivative that no longer reads W still
+    evaluates from W's array, and it survives renaming and contraction. A δ the user
+    writes has none until differentiation or simplification records the size its indices
+    have in the whole expression (`sizes.with_delta_axes`). The axis is not printed.
     """
 
     __slots__ = ()
 
-    def __new__(cls, indices: Iterable[str], axis: TensorAxis | None = None):
+    def __new__(cls, indices: Iterable[str], axis: Extent | None = None):
         return Expr.__new__(cls, tuple(indices), axis)
 
     @staticmethod
@@ -379,7 +381,7 @@ class Delta(ConstantTensor):
         return indices
 
     @property
-    def axis(self) -> TensorAxis | None:
+    def axis(self) -> Extent | None:
         return self._args[1]
 
     def with_indices(self, indices: Iterable[str]) -> Delta:

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from numbers import Integral
 
 from .errors import EvaluationError
-from .expr import Delta, Epsilon, Expr, Number, Tensor, TensorAxis, postorder
+from .expr import Delta, Epsilon, Expr, Number, Tensor, TensorAxis, memoised, postorder
 
 Source = int | TensorAxis
 
@@ -60,9 +60,35 @@ def index_sources(roots: Sequence[Expr], dims: Mapping[str, int]) -> dict[str, S
     return sources
 
 
-def scoped_source(root: Expr, index: str) -> Source | None:
+def with_delta_axes(root: Expr) -> Expr:
+    """`root` with each δ the user wrote tied to the tensor axis that sizes it here.
+
+    A δ's indices may be sized only by a tensor or an ε elsewhere in the expression
+    (`δ_kk` beside `Σ_k(x_k)`). Recording that axis or rank on the δ (see `Delta.axis`)
+    keeps the size when differentiation or simplification drops the tensor, so a result
+    evaluates from the same arrays, with the same sizes, as the expression it came from.
+    Sizes that only `dims` gives stay with the index's name.
+    """
+    nodes = postorder(root)
+    if not any(isinstance(n, Delta) and n.axis is None for n in nodes):
+        return root
+    sources = index_sources([root], {})
+    memo: dict[Expr, Expr] = {}
+
+    def tied(node: Expr) -> Expr:
+        if isinstance(node, Delta) and node.axis is None:
+            axes = [sources[i] for i in sorted(set(node.indices)) if i in sources]
+            axes.sort(key=lambda source: isinstance(source, int))  # tensor axes first
+            return Delta(node.indices, axes[0]) if axes else node
+        return node.map_children(lambda child: memoised(memo, child, tied))
+
+    return memoised(memo, root, tied)
+
+
+def scoped_source(root: Expr, index: str, *, deltas: bool = False) -> Source | None:
     """The axis of a tensor (or an ε's rank) holding `index` where no product between it
-    and `root` sums the index."""
+    and `root` sums the index; with `deltas`, a δ's recorded axis (`Delta.axis`) too,
+    which evaluation otherwise ranks after `dims`."""
     stack, seen = [root], set()
     while stack:
         node = stack.pop()
@@ -73,6 +99,8 @@ def scoped_source(root: Expr, index: str) -> Source | None:
             return (node.name, node.indices.index(index))
         if isinstance(node, Epsilon):
             return len(node.indices)
+        if deltas and isinstance(node, Delta) and node.axis is not None:
+            return node.axis
         stack.extend(reversed(node.children))
     return None
 
@@ -111,7 +139,7 @@ def size_inputs(nodes: Iterable[Expr]) -> tuple[str, ...]:
     for node in nodes:
         if isinstance(node, Tensor):
             read.add(node.name)
-        elif isinstance(node, Delta) and node.axis is not None:
+        elif isinstance(node, Delta) and isinstance(node.axis, tuple):
             sized.add(node.axis[0])
     return tuple(sorted(sized - read))
 
@@ -159,6 +187,10 @@ def unified_shapes(
         elif isinstance(node, Delta):
             for index in node.indices:
                 union(index, node.indices[0])
+            if isinstance(node.axis, tuple):
+                union(("axis", *node.axis), node.indices[0])
+            elif isinstance(node.axis, int):
+                reasons.append((node.indices[0], node.axis, f"a δ over {node.axis} values"))
         elif isinstance(node, Epsilon):
             for index in node.indices:
                 find(index)

@@ -324,3 +324,32 @@ def test_sum_or_product_that_vanishes_keeps_its_indices(text, free):
     assert simplified.free_indices == tuple(free)
     shape = np.shape(ic.evaluate(text, SHAPED))
     np.testing.assert_array_equal(ic.evaluate(simplified, SHAPED), np.zeros(shape))
+
+
+# -- a δ keeps the size its indices have in the whole expression ----------------------------
+
+
+def test_a_trace_sized_by_a_tensor_elsewhere_keeps_that_size_in_the_derivative():
+    """k in δ_kk is sized by x_k in another factor; ∂/∂x_p removes x, not k's size."""
+    rng = np.random.default_rng(3)
+    x, B, b = rng.normal(size=3), rng.normal(size=(4, 4)), 0.7
+    text = "0.5 Σ_k(x_k) (δ_li B_li) (δ_kk - b)"
+    assert np.isclose(ic.evaluate(text, x=x, B=B, b=b), 0.5 * x.sum() * np.trace(B) * (3 - b))
+    gradient = ic.evaluate(ic.diff(text, "x_p"), x=x, B=B, b=b)
+    np.testing.assert_allclose(gradient, np.full(3, 0.5 * np.trace(B) * (3 - b)))
+
+
+def test_a_trace_sized_by_an_epsilon_keeps_that_size_when_the_epsilon_vanishes():
+    """δ_mk ε_km is 0, so ε (rank 2, sizing m and k) is gone from the simplified form."""
+    text = "0.1 δ_mk (-δ_km - ε_km / 2)"
+    assert np.isclose(ic.evaluate(text), -0.2)
+    assert np.isclose(ic.evaluate(ic.simplify(text)), -0.2)
+
+
+def test_a_vanished_derivative_takes_its_index_size_from_the_variable_only():
+    """p is summed inside the expression over B's axis of size 4; the derivative's p runs
+    over x's 5 values."""
+    rng = np.random.default_rng(4)
+    arrays = {"B": rng.normal(size=(3, 4)), "y": np.ones(3), "z": np.ones(2), "x": np.ones(5)}
+    zeros = ic.evaluate(ic.diff("Σ_{jp}(B_jp y_j) z_i", "x_p"), arrays, out="ip")
+    assert zeros.shape == (2, 5) and not zeros.any()
