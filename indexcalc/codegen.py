@@ -70,6 +70,9 @@ from .syntax import parse
 PLANNING_SIZE = 100  # the size of an index for path planning when nothing gives one
 LINE_LENGTH = 88  # ruff's default, so the source is clean under a default configuration
 INDENT = "    "
+# Operands of one chain of + or * in one statement: Python's compiler recurses once per
+# operator, and a product of thousands of factors would exhaust its stack.
+CHAIN_LENGTH = 100
 
 _RESERVED = {"np", "itertools"}  # the modules the generated code uses
 
@@ -148,8 +151,13 @@ class Generator(Pass):
         return name
 
     def assign(self, code: str) -> str:
+        """A fresh name for the value of `code`; a long chain of operators is computed in
+        statements of `CHAIN_LENGTH` operands, left to right as Python evaluates it."""
         name = self.fresh()
-        self.lines.extend(statement(name, code))
+        chunks = _chain_chunks(code)
+        self.lines.extend(statement(name, chunks[0]))
+        for chunk in chunks[1:]:
+            self.lines.extend(statement(name, f"{name} {chunk}"))
         return name
 
     def size(self, dim: Dim) -> str:
@@ -562,6 +570,28 @@ def bracketed(head: str, items: list[str], tail: str, indent: str = INDENT) -> l
     if len(indent) + len(INDENT) + len(joined) <= LINE_LENGTH:
         return [head, f"{INDENT}{joined}", tail]
     return [head, *(f"{INDENT}{item}," for item in items), tail]
+
+
+def _chain_chunks(code: str) -> list[str]:
+    """`code` cut before every `CHAIN_LENGTH`-th operator of its top-level chain: a sum
+    (cut at `` + `` and `` - ``) or else a product (at `` * ``). Each later chunk starts
+    with its operator, to be applied to the value so far."""
+    for operators in ((" + ", " - "), (" * ",)):
+        cuts, depth = [], 0
+        for position, char in enumerate(code):
+            if char in "([{":
+                depth += 1
+            elif char in ")]}":
+                depth -= 1
+            elif depth == 0 and code[position : position + 3] in operators:
+                cuts.append(position)
+        if cuts:
+            break
+    if len(cuts) < CHAIN_LENGTH:
+        return [code]
+    starts = [0, *(cuts[k] + 1 for k in range(CHAIN_LENGTH - 1, len(cuts), CHAIN_LENGTH))]
+    ends = [*(s - 1 for s in starts[1:]), len(code)]
+    return [code[s:e] for s, e in zip(starts, ends, strict=True)]
 
 
 def _is_atom(code: str) -> bool:

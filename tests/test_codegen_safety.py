@@ -195,3 +195,22 @@ def test_integer_inputs_never_make_object_arrays():
         result = _run(codegen(text), {"x": x})
         assert result.dtype == np.float64
         np.testing.assert_allclose(result, ic.evaluate(text, x=x), rtol=1e-15)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "c " * 3000 + "x_i",  # one product of 3001 factors
+        " - ".join(f"{k % 7 + 1} c x_i" for k in range(600)),  # one sum of 600 terms
+        "x_i ⊙ " * 600 + "x_i",
+    ],
+)
+def test_long_chains_compile_and_compute_what_the_evaluator_computes(text):
+    """Python's compiler recurses once per operator of a chain: the code cuts chains into
+    statements of CHAIN_LENGTH operands, evaluated in the same order."""
+    arrays = {"c": np.array(1.0002), "x": np.array([0.999, 1.0, 1.001])}
+    if "c " not in text:
+        del arrays["c"]
+    source = codegen(text, "f")
+    assert max(len(line) for line in source.splitlines()) <= 88
+    np.testing.assert_allclose(_run(source, arrays, "f"), ic.evaluate(text, arrays), rtol=1e-12)
