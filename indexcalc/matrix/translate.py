@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 
 from ..dispatch import Pass
 from ..errors import MatrixFormError
@@ -76,7 +77,7 @@ class Item:
     col: str | None
     node: Expr | None = None
 
-    @property
+    @cached_property
     def indices(self) -> frozenset[str]:
         return frozenset(i for i in (self.row, self.col) if i is not None)
 
@@ -211,15 +212,19 @@ class Translator(Pass):
 
     def reduce(self, items: list[Item], out: frozenset[str], rows, cols, node: Expr) -> Mat:
         """Join items by the first rule that applies until none does; one item over `out`
-        is left, oriented with `rows` on its rows, times the scalars split off on the way."""
+        is left, oriented with `rows` on its rows, times the scalars split off on the way.
+
+        Factors that share no index are joined apart first, so the work per step stays
+        proportional to one connected part, not to the whole product (a product of
+        hundreds of scalars xᵀx would otherwise take a cubic number of rule checks)."""
         scalars: list[Mat] = []
-        while True:
-            scalars.extend(i.mat for i in items if not i.indices)
-            items = [i for i in items if i.indices]
-            joined = self.step(items, out)
-            if joined is None:
-                break
-            items = joined
+        parts = _connected_parts(items)
+        if len(parts) > 1:
+            items = []
+            for part in parts:
+                within = out & frozenset().union(*(i.indices for i in part))
+                items += self.join(part, within, scalars)
+        items = self.join(items, out, scalars)
         if not items:
             return matmul(1, scalars)
         if len(items) == 1 and items[0].indices == out:
@@ -230,6 +235,16 @@ class Translator(Pass):
             f"no matrix form for {node}: {where} {len(items)} factors in a pattern that "
             "matrix products, Hadamard products, diag and tr cannot express"
         )
+
+    def join(self, items: list[Item], out: frozenset[str], scalars: list[Mat]) -> list[Item]:
+        """`items` joined until no rule applies; the scalars found go to `scalars`."""
+        while True:
+            scalars.extend(i.mat for i in items if not i.indices)
+            items = [i for i in items if i.indices]
+            joined = self.step(items, out)
+            if joined is None:
+                return items
+            items = joined
 
     def step(self, items: list[Item], out: frozenset[str]) -> list[Item] | None:
         """The items after the first rule that applies has joined some; None if none does."""
@@ -270,14 +285,19 @@ class Translator(Pass):
         """3. Factors over the same indices that are joined elementwise are a Hadamard
         product (``A_ij ⊙ B_ij`` → ``A ⊙ B``)."""
         items = joining.items
-        for a in range(len(items)):
-            for b in range(a + 1, len(items)):
-                first, second = items[a], items[b]
-                if first.indices == second.indices and any(map(joining.joined, first.indices)):
-                    row = first.row if len(first.indices) == 2 else min(first.indices)
-                    merged = self.hadamard([self.orient(first, row), self.orient(second, row)])
-                    return joining.replace([a, b], Item(merged, row, first.other(row)))
-        return None
+        over: dict[frozenset[str], list[int]] = {}  # the first two positions over each
+        for position, item in enumerate(items):
+            positions = over.setdefault(item.indices, [])
+            if len(positions) < 2:
+                positions.append(position)
+        pairs = [p for key, p in over.items() if len(p) == 2 and any(map(joining.joined, key))]
+        if not pairs:
+            return None
+        a, b = min(pairs)
+        first, second = items[a], items[b]
+        row = first.row if len(first.indices) == 2 else min(first.indices)
+        merged = self.hadamard([self.orient(first, row), self.orient(second, row)])
+        return joining.replace([a, b], Item(merged, row, first.other(row)))
 
     def matrix_product(self, joining: Joining) -> list[Item] | None:
         """4. An index summed by exactly two factors is a matrix product, with a transpose
@@ -426,3 +446,24 @@ def _row_and_column(indices: Sequence[str]) -> tuple[str | None, str | None]:
 
 def _one_minus(m: Mat) -> Mat:
     return add([ONE, matmul(-1, [m])])
+
+
+def _connected_parts(items: list[Item]) -> list[list[Item]]:
+    """`items` grouped into the parts that share indices, in order of first appearance."""
+    parent = list(range(len(items)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    holder: dict[str, int] = {}
+    for position, item in enumerate(items):
+        for index in item.indices:
+            other = holder.setdefault(index, position)
+            parent[find(position)] = find(other)
+    parts: dict[int, list[Item]] = {}
+    for position, item in enumerate(items):
+        parts.setdefault(find(position), []).append(item)
+    return list(parts.values())
