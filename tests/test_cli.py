@@ -940,6 +940,38 @@ def test_ctrl_c_sent_to_the_program_exits_130_without_a_traceback(tmp_path, modu
     assert (process.returncode, stdout, stderr) == (130, "", "indexcalc: interrupted\n")
 
 
+def test_ctrl_c_while_the_package_imports_exits_130_without_a_traceback() -> None:
+    """The console script runs `_indexcalc_launcher.main`, which imports the package only
+    once its Ctrl-C handler is in place. This runs the same two lines as the script pip
+    writes, and sends SIGINT as soon as the launcher is loaded, during the imports."""
+    _, environment = program()
+    script = (
+        "import sys\n"
+        "from _indexcalc_launcher import main\n"
+        "print('ready', flush=True)\n"
+        "sys.exit(main())\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-c", script, "diff", "x_i x_i", "--wrt", "x_k"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        encoding="utf-8",
+        env=environment,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline() == "ready\n"
+    process.send_signal(signal.SIGINT)
+    stdout, stderr = process.communicate(timeout=120)
+    assert (process.returncode, stdout, stderr) == (130, "", "indexcalc: interrupted\n")
+
+
+def test_the_console_script_is_the_launcher() -> None:
+    project = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert re.findall(r"^indexcalc = (.+)$", project, re.MULTILINE) == [
+        '"_indexcalc_launcher:main"'
+    ]
+
+
 def test_python_dash_m_runs_the_command_line() -> None:
     result = run_process("--version", module=True)
     assert printed(result) == f"indexcalc {ic.__version__}"
