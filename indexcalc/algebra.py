@@ -231,6 +231,7 @@ class Algebra:
         position = sum_to_distribute(flat, out)
         if position is not None:
             return self._distribute(coefficient, flat, position, out)
+        flat = self._merge_equal_scalars(flat, out)
         flat = self._merge_powers(flat, out)
         flat = self._sigmoids(flat, out)
         coefficient *= _take_numbers(flat)
@@ -395,6 +396,35 @@ class Algebra:
                 rest.append(self.power(exp, Number(other_exponent - power)))
                 return self._merge_powers([f for f in rest if f is not ONE], out)
         return factors
+
+    def _merge_equal_scalars(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
+        """Scalar parts of a product equal up to the names of their summed indices are one
+        power: x_i x_i x_j x_j → (x_i x_i)^2, and (x_i x_i)^2 x_j x_j → (x_i x_i)^3. So
+        definitions that square a scalar again and again stay a power, not thousands of
+        factors that every later step must walk."""
+        parts = _scalar_parts(factors, out)
+        if len(parts) < 2:
+            return factors
+        groups: dict[tuple, list[tuple[list[int], Expr, Fraction]]] = {}
+        for positions in parts:
+            if len(positions) == 1:
+                base, exponent = _as_power(factors[positions[0]])
+                if exponent is None or not isinstance(base, Product):
+                    continue  # a lone tensor or number: `_merge_powers` merges c c
+            else:
+                base, exponent = Product([factors[k] for k in positions], ()), Fraction(1)
+            groups.setdefault(self.form.term_key(base), []).append((positions, base, exponent))
+        repeated = [group for group in groups.values() if len(group) > 1]
+        if not repeated:
+            return factors
+        merged: dict[int, Expr] = {}  # the power, in place of its first factor
+        dropped: set[int] = set()
+        for group in repeated:
+            total = sum((exponent for *_, exponent in group), Fraction(0))
+            first = min(group[0][0])
+            merged[first] = self.power(group[0][1], Number(total))
+            dropped.update(k for positions, *_ in group for k in positions if k != first)
+        return [merged.get(k, f) for k, f in enumerate(factors) if k not in dropped]
 
     def _merge_powers(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
         """f ⊙ f^n → f^(n+1) for factors over which nothing is summed."""
@@ -679,6 +709,31 @@ def _exp_term(node: Expr) -> Func | None:
 
 def _free_elsewhere(factors: list[Expr], *skip: int) -> frozenset[str]:
     return frozenset().union(*(f.free for j, f in enumerate(factors) if j not in skip))
+
+
+def _scalar_parts(factors: list[Expr], out: frozenset[str]) -> list[list[int]]:
+    """The positions of the factors of each scalar part of a product: factors joined by
+    the indices summed between them, none with an index the product keeps."""
+    parent = list(range(len(factors)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]
+            k = parent[k]
+        return k
+
+    holder: dict[str, int] = {}
+    for position, factor in enumerate(factors):
+        for index in factor.free - out:
+            parent[find(position)] = find(holder.setdefault(index, position))
+    parts: dict[int, list[int]] = {}
+    for position in range(len(factors)):
+        parts.setdefault(find(position), []).append(position)
+    return [
+        positions
+        for positions in parts.values()
+        if not any(factors[k].free & out for k in positions)
+    ]
 
 
 def _as_power(node: Expr) -> tuple[Expr, Fraction | None]:
