@@ -98,7 +98,8 @@ def test_wheel_holds_every_module_the_grammar_the_metadata_and_the_script(wheel:
         metadata = Parser().parsestr(archive.read(f"{dist_info}/METADATA").decode())
         entry_points = archive.read(f"{dist_info}/entry_points.txt").decode()
     modules = {name for name in names if name.endswith(".py")}
-    assert modules == {p.relative_to(REPO).as_posix() for p in (REPO / "indexcalc").rglob("*.py")}
+    package = {p.relative_to(REPO).as_posix() for p in (REPO / "indexcalc").rglob("*.py")}
+    assert modules == {*package, "_indexcalc_launcher.py"}
     assert grammar == (REPO / "grammar" / "indexcalc.lark").read_bytes()
     assert not any(name.startswith(("tests/", "benchmarks/", "examples/")) for name in names)
     assert (metadata["Name"], metadata["Version"]) == ("indexcalc", ic.__version__)
@@ -108,7 +109,7 @@ def test_wheel_holds_every_module_the_grammar_the_metadata_and_the_script(wheel:
         if "extra ==" not in requirement
     }
     assert required == {"numpy", "lark", "opt-einsum"}
-    assert "indexcalc = indexcalc.cli:main" in entry_points
+    assert "indexcalc = _indexcalc_launcher:main" in entry_points
 
 
 def test_wheel_installs_a_package_that_parses_outside_the_checkout(
