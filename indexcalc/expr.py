@@ -674,9 +674,12 @@ def _rename(node: Expr, relevant: tuple[tuple[str, str], ...]) -> Expr:
 
 def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
     """`node` with every summed index called one of `names` renamed to a fresh letter, so
-    those names can be used freely beside it (derivative indices, say)."""
+    those names can be used freely beside it (derivative indices, say). The new letters
+    are used nowhere in `node`: an index that only a δ sizes is read back sized by its
+    name, so a letter taken from elsewhere would lend it another index's size."""
     if not node.bound_indices & names:
         return node
+    used = node.all_indices
     done: dict[tuple[Expr, frozenset[str]], Expr] = {}
 
     def renamed(key: tuple[Expr, frozenset[str]]) -> Expr:
@@ -686,7 +689,7 @@ def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
         if isinstance(node, Product):
             clashes = sorted(node.summed & names)
             if clashes:
-                fresh = fresh_indices(len(clashes), node.all_indices | names)
+                fresh = fresh_indices(len(clashes), used | names)
                 node = Product(
                     (rename(f, dict(zip(clashes, fresh, strict=True))) for f in node.factors),
                     node.out,

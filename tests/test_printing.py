@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 import indexcalc as ic
@@ -349,3 +350,17 @@ def test_deepest_accepted_expression_prints_and_round_trips(program: str) -> Non
     assert ic.parse(str(e)) is e
     assert ic.parse(e.ascii()) is e
     assert e.latex().count("^") == program.count("^")
+
+
+def test_a_renamed_inner_sum_takes_a_letter_used_nowhere_else():
+    """m is free outside and summed inside Σ_{mj}; only δs size it, so text is read back
+    with its size inferred by name. Renamed to i (A's axis of size 2) it changed the
+    trace from 3 to 2."""
+    text = "-(exp((A_ji δ_mn) B_nj))^(Σ_{mj}(δ_jm))"
+    rng = np.random.default_rng(2)
+    arrays = {"A": rng.normal(size=(3, 2)) / 3, "B": rng.normal(size=(3, 3)) / 3}
+    expr = ic.parse(text)
+    assert "i" not in str(expr).split("^")[1]
+    expected = ic.evaluate(expr, arrays, out="im")
+    for show in (str, ic.to_ascii):
+        np.testing.assert_allclose(ic.evaluate(ic.parse(show(expr)), arrays, out="im"), expected)
