@@ -408,7 +408,7 @@ class Logarithms(Pass):
         return Recipe(((node.base, LOG),), partial(self.planner.log_power, exponent), bounded)
 
     def _log_Product(self, node: Product) -> Recipe | None:
-        coefficient, deltas, factors = _factors(node)
+        coefficient, deltas, factors = _log_factors(node)
         if deltas or coefficient <= 0 or not factors or any(self(f) is None for f in factors):
             return None
         reads = tuple((f, LOG) for f in factors)
@@ -461,7 +461,7 @@ class StableValues(Pass):
 
     def _stable_Product(self, node: Product) -> Recipe | None:
         """Two factors or more that may overflow, multiplied through their logarithms."""
-        _, _, factors = _factors(node)
+        _, _, factors = _log_factors(node)
         logs = {f: self.logs(f) for f in factors}
         logged = {f for f, log in logs.items() if log is not None}
         unbounded = [f for f, log in logs.items() if log is not None and not log.bounded]
@@ -783,7 +783,7 @@ class Planner(Pass):
         exp(L − max L), its maximum in the exponent. No array is larger than a factor's or
         the result's.
         """
-        coefficient, deltas, _ = _factors(node)
+        coefficient, deltas, _ = _log_factors(node)
         pairs = list(zip(reads, planned, strict=True))
         logs: list[Log] = [p for (_, form), p in pairs if form == LOG]
         rest: list[Planned] = [p for (_, form), p in pairs if form == VALUE]
@@ -1169,6 +1169,30 @@ def _factors(node: Product) -> tuple[Fraction, list[Delta], list[Expr]]:
     deltas = [f for f in node.factors if isinstance(f, Delta)]
     others = [f for f in node.factors if not isinstance(f, (Number, Delta))]
     return coefficient, deltas, others
+
+
+SPLICED_FACTORS = 32
+
+
+def _log_factors(node: Product) -> tuple[Fraction, list[Delta], list[Expr]]:
+    """`_factors` with the factors of nested products that sum nothing spliced in, for
+    stable evaluation: written as text, t_k exp(z_k) / (exp(z_k) / Σ_j exp(z_j)) nests
+    (t_k ⊙ exp(z_k)) in the quotient, and its exponential must meet the others. At most
+    `SPLICED_FACTORS` factors: a product that uses a shared one twice, again and again
+    (h2 = h1 h1, h1 = h0 h0, …), would otherwise splice out to exponentially many."""
+    coefficient, deltas, factors = _factors(node)
+    flat: list[Expr] = []
+    while factors:
+        factor = factors.pop(0)
+        room = len(flat) + len(factors) + len(getattr(factor, "factors", ())) <= SPLICED_FACTORS
+        if isinstance(factor, Product) and not factor.summed and room:
+            inner, inner_deltas, inner_factors = _factors(factor)
+            coefficient *= inner
+            deltas += inner_deltas
+            factors[:0] = inner_factors
+        else:
+            flat.append(factor)
+    return coefficient, deltas, flat
 
 
 def _one_minus_sigmoid(node: Sum) -> Expr | None:
