@@ -350,3 +350,13 @@ def test_a_long_product_of_scalars_is_joined_in_linear_work(monkeypatch):
         return sum(seen)
 
     assert work(256) <= 4.5 * work(64)
+
+
+def test_a_dimension_has_no_matrix_form_rather_than_an_ambiguous_tr_of_i():
+    """tr(I) beside Aᵀ 𝟏 reads as the trace of any identity: of 3 or of 2, here. The
+    index form, Σ_i(A_in) (δ_ii), is exact and sized by A's rows."""
+    derivative = ic.diff("sum_i(A_in) ⊙ (a ⊙ δ_ii)", "a")
+    with pytest.raises(MatrixFormError, match="size of an index"):
+        to_matrix(derivative)
+    A = np.arange(6.0).reshape(2, 3)
+    np.testing.assert_allclose(ic.evaluate(derivative, A=A, a=1.0), 2 * A.sum(axis=0))

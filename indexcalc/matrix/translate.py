@@ -264,6 +264,12 @@ class Translator(Pass):
             if item.row is not None and item.row == item.col:
                 index = item.row
                 if index not in joining.out and len(joining.holders[index]) == 1:
+                    if isinstance(item.mat, Identity):
+                        # tr(I) would take whatever size a reader guesses, not i's.
+                        raise MatrixFormError(
+                            f"no matrix form for the dimension Σ_{index}(δ_{index}{index}): "
+                            "matrix notation has no symbol for the size of an index"
+                        )
                     return joining.replace([position], Item(Trace(item.mat), None, None))
                 diagonal = Ones() if isinstance(item.mat, Identity) else Diagonal(item.mat)
                 return joining.replace([position], Item(diagonal, index, None))
