@@ -402,6 +402,8 @@ class Algebra:
         power: x_i x_i x_j x_j → (x_i x_i)^2, and (x_i x_i)^2 x_j x_j → (x_i x_i)^3. So
         definitions that square a scalar again and again stay a power, not thousands of
         factors that every later step must walk."""
+        if sum(1 for f in factors if not f.free & out) < 2:
+            return factors  # fewer than two factors could be in a scalar part
         parts = _scalar_parts(factors, out)
         if len(parts) < 2:
             return factors
