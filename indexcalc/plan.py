@@ -1171,21 +1171,23 @@ def _factors(node: Product) -> tuple[Fraction, list[Delta], list[Expr]]:
     return coefficient, deltas, others
 
 
-SPLICED_FACTORS = 32
+SPLICED_PRODUCTS = 8
 
 
 def _log_factors(node: Product) -> tuple[Fraction, list[Delta], list[Expr]]:
     """`_factors` with the factors of nested products that sum nothing spliced in, for
     stable evaluation: written as text, t_k exp(z_k) / (exp(z_k) / Σ_j exp(z_j)) nests
     (t_k ⊙ exp(z_k)) in the quotient, and its exponential must meet the others. At most
-    `SPLICED_FACTORS` factors: a product that uses a shared one twice, again and again
-    (h2 = h1 h1, h1 = h0 h0, …), would otherwise splice out to exponentially many."""
+    `SPLICED_PRODUCTS` products are spliced: one that uses a shared product twice, again
+    and again (h2 = h1 h1, h1 = h0 h0, …), would splice out to exponentially many
+    factors, and a chain of a thousand signs would be walked again at every level."""
     coefficient, deltas, factors = _factors(node)
     flat: list[Expr] = []
+    spliced = 0
     while factors:
         factor = factors.pop(0)
-        room = len(flat) + len(factors) + len(getattr(factor, "factors", ())) <= SPLICED_FACTORS
-        if isinstance(factor, Product) and not factor.summed and room:
+        if isinstance(factor, Product) and not factor.summed and spliced < SPLICED_PRODUCTS:
+            spliced += 1
             inner, inner_deltas, inner_factors = _factors(factor)
             coefficient *= inner
             deltas += inner_deltas
