@@ -41,6 +41,7 @@ from .expr import (
     Product,
     Sum,
     Tensor,
+    connected_parts,
     fits,
     fresh_index,
     fresh_indices,
@@ -716,26 +717,8 @@ def _free_elsewhere(factors: list[Expr], *skip: int) -> frozenset[str]:
 def _scalar_parts(factors: list[Expr], out: frozenset[str]) -> list[list[int]]:
     """The positions of the factors of each scalar part of a product: factors joined by
     the indices summed between them, none with an index the product keeps."""
-    parent = list(range(len(factors)))
-
-    def find(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    holder: dict[str, int] = {}
-    for position, factor in enumerate(factors):
-        for index in factor.free - out:
-            parent[find(position)] = find(holder.setdefault(index, position))
-    parts: dict[int, list[int]] = {}
-    for position in range(len(factors)):
-        parts.setdefault(find(position), []).append(position)
-    return [
-        positions
-        for positions in parts.values()
-        if not any(factors[k].free & out for k in positions)
-    ]
+    parts = connected_parts([f.free - out for f in factors])
+    return [p for p in parts if not any(factors[k].free & out for k in p)]
 
 
 def _as_power(node: Expr) -> tuple[Expr, Fraction | None]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import threading
 import weakref
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Hashable, Iterable, Mapping, MutableMapping, Sequence
 from fractions import Fraction
 from typing import Any, ClassVar, TypeVar
 
@@ -395,6 +395,27 @@ class Epsilon(ConstantTensor):
 
     def with_indices(self, indices: Iterable[str]) -> Epsilon:
         return Epsilon(indices)
+
+
+def connected_parts(keys: Sequence[Iterable[Hashable]]) -> list[list[int]]:
+    """The positions of `keys` grouped into parts that share a key, directly or through
+    other members (union-find): in order of their first position, each in order."""
+    parent = list(range(len(keys)))
+
+    def find(k: int) -> int:
+        while parent[k] != k:
+            parent[k] = parent[parent[k]]  # path halving
+            k = parent[k]
+        return k
+
+    holder: dict[Hashable, int] = {}
+    for position, held in enumerate(keys):
+        for key in held:
+            parent[find(position)] = find(holder.setdefault(key, position))
+    parts: dict[int, list[int]] = {}
+    for position in range(len(keys)):
+        parts.setdefault(find(position), []).append(position)
+    return list(parts.values())
 
 
 def delta_classes(deltas: Iterable[Delta]) -> Callable[[str], str]:

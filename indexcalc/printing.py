@@ -27,6 +27,7 @@ from .expr import (
     Product,
     Sum,
     Tensor,
+    connected_parts,
     fresh_index,
     memoised,
     node_count,
@@ -581,19 +582,4 @@ def _free_of(factors: list[Expr], positions) -> frozenset[str]:
 
 def _hadamard_groups(factors: list[Expr], shared: set[str]) -> list[list[int]]:
     """Positions of factors joined by ⊙ so that each index in `shared` lies in one group."""
-    parent = list(range(len(factors)))
-
-    def find(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    for index in shared:
-        holders = [k for k, f in enumerate(factors) if index in f.free]
-        for k in holders[1:]:
-            parent[find(k)] = find(holders[0])
-    groups: dict[int, list[int]] = {}
-    for k in range(len(factors)):
-        groups.setdefault(find(k), []).append(k)
-    return list(groups.values())
+    return connected_parts([f.free & shared for f in factors])

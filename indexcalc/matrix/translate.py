@@ -39,6 +39,7 @@ from ..expr import (
     Product,
     Sum,
     Tensor,
+    connected_parts,
     memoised,
 )
 from .factoring import factor_terms
@@ -456,20 +457,4 @@ def _one_minus(m: Mat) -> Mat:
 
 def _connected_parts(items: list[Item]) -> list[list[Item]]:
     """`items` grouped into the parts that share indices, in order of first appearance."""
-    parent = list(range(len(items)))
-
-    def find(k: int) -> int:
-        while parent[k] != k:
-            parent[k] = parent[parent[k]]
-            k = parent[k]
-        return k
-
-    holder: dict[str, int] = {}
-    for position, item in enumerate(items):
-        for index in item.indices:
-            other = holder.setdefault(index, position)
-            parent[find(position)] = find(other)
-    parts: dict[int, list[Item]] = {}
-    for position, item in enumerate(items):
-        parts.setdefault(find(position), []).append(item)
-    return list(parts.values())
+    return [[items[k] for k in part] for part in connected_parts([i.indices for i in items])]
