@@ -61,6 +61,11 @@ import numpy as np
 
 import indexcalc as ic
 from indexcalc import cli
+
+if __package__:  # python -m tests.fuzzing
+    from . import strategies
+else:  # imported from tests/, as pytest does
+    import strategies  # type: ignore[no-redef]
 from indexcalc.expr import (
     Delta,
     Epsilon,
@@ -73,6 +78,10 @@ from indexcalc.expr import (
     postorder,
 )
 
+ALPHABET, DERIVATIVE_LETTERS = strategies.ALPHABET, strategies.DERIVATIVE_LETTERS
+NAMES, NUMBERS, VAR = strategies.NAMES, strategies.NUMBERS, strategies.VAR
+SeededChoices, Vocabulary = strategies.SeededChoices, strategies.Vocabulary
+
 STAGE_SECONDS = 5.0  # a stage slower than this is a hang
 INPUT_SECONDS = 120.0  # a worker silent for this long on one input is killed: a hang
 WORKER_MEMORY = 4 << 30  # bytes of address space a worker may use
@@ -80,10 +89,6 @@ DEFAULT_SEED = 15
 
 # -- writing valid programs ------------------------------------------------------------------
 
-ALPHABET = "ijklmn"  # index letters of written programs
-DERIVATIVE_LETTERS = "pqrstαβγζη"  # fresh letters for derivatives; never in ALPHABET
-VAR = "x"  # the comma-derivative variable, always a vector
-NAMES = {0: ("a", "b", "c"), 1: ("u", "v", "x", "yhat"), 2: ("A", "B", "W2"), 3: ("T", "S")}
 HOSTILE_NAMES = (
     # Compatibility characters: Python reads identifiers in NFKC, where they are other names.
     "ｔ1",
@@ -119,7 +124,6 @@ HOSTILE_NAMES = (
     "k",
     "p",
 )
-NUMBERS = ("2", "3", "0.5", "1.5", "1e-1", "3/2")
 EXTREME_NUMBERS = (
     "1e30",
     "1e-30",
@@ -138,321 +142,10 @@ EXTREME_NUMBERS = (
     "(1e30^10)",
     "(1 - 1)",
 )
+# Exponents of any base: negative and fractional too, whose poles and domain edges the
+# comparisons skip (`Runner.smooth`).
 EXPONENTS = ("2", "2", "3", "0", "1", "-1", "-2", "0.5", "(3/2)", "(-1/2)")
 EXTREME_EXPONENTS = ("1e30", "(7^7^7)", "-1e30", "(1/3)", "1e-30", "1000")
-FUNCTIONS = ("exp", "sin", "cos", "tanh", "σ", "sigmoid", "sigma", "softplus")
-KINKED = ("abs", "relu", "sign", "step")
-
-# Precedence levels of written text, loosest first (see grammar/indexcalc.lark).
-SUM, HADAMARD, SIGNED, CHAIN, POWER, ATOM = range(6)
-
-
-@dataclass(frozen=True)
-class Piece:
-    """Written text and how tightly it binds."""
-
-    text: str
-    level: int
-
-    def operand(self, level: int) -> str:
-        """The text as an operand that needs at least `level`, parenthesised if looser."""
-        return self.text if self.level >= level else f"({self.text})"
-
-
-class Writer:
-    """Writes expressions with a required set of free indices, top-down, from the grammar.
-
-    The index bookkeeping is `strategies.Generator`'s: in a product an index is in at most
-    two factors (two: summed); inside ``sum_i(...)`` the index ``i`` is held and may
-    repeat; the terms of a sum have the same free indices; ``⊙`` keeps the union; a
-    denominator's or exponent's indices are a subset of the numerator's or base's.
-    """
-
-    def __init__(self, rng: random.Random, sizes: dict[str, int], hostile: bool):
-        self.rng = rng
-        self.sizes = sizes
-        self.hostile = hostile
-        self.shapes: dict[str, tuple[int, ...]] = {}
-        self.defined: dict[str, tuple[int, ...]] = {}
-        self.names = {rank: list(names) for rank, names in NAMES.items()}
-        self.numbers = NUMBERS
-        self.exponents = EXPONENTS
-        if hostile:
-            for name in rng.sample(HOSTILE_NAMES, 4):
-                self.names[rng.randrange(4)].append(name)
-            self.numbers = NUMBERS + EXTREME_NUMBERS
-            self.exponents = EXPONENTS + EXTREME_EXPONENTS
-
-    # -- helpers -------------------------------------------------------------------------
-
-    def choose(self, options):
-        return self.rng.choice(list(options))
-
-    def coin(self) -> bool:
-        return self.rng.random() < 0.5
-
-    def shuffled(self, items) -> list:
-        items = list(items)
-        return self.rng.sample(items, len(items))
-
-    def order(self, letters) -> tuple[str, ...]:
-        return tuple(self.shuffled(sorted(letters)))
-
-    def shape_of(self, letters) -> tuple[int, ...]:
-        return tuple(self.sizes[letter] for letter in letters)
-
-    def unused(self, *taken) -> list[str]:
-        busy = set().union(*map(set, taken))
-        return [letter for letter in ALPHABET if letter not in busy]
-
-    def number(self) -> Piece:
-        number = self.choose(self.numbers)
-        return Piece(number, CHAIN if "/" in number and "(" not in number else ATOM)
-
-    def array_name(self, shape: tuple[int, ...]) -> str:
-        """A tensor name of rank len(shape) that is unused or already has this shape."""
-        rank = len(shape)
-        fits = [n for n in self.names[rank] if self.shapes.get(n, shape) == shape]
-        fits = [n for n in fits if n not in self.defined]
-        name = self.choose(fits) if fits else f"{NAMES[rank][0]}{len(self.shapes)}"
-        self.shapes[name] = shape
-        return name
-
-    def tensor_text(self, name: str, letters: tuple[str, ...]) -> str:
-        if not letters:
-            return name
-        if self.coin():
-            return f"{name}_{''.join(letters)}"
-        return f"{name}_{{{(' ' if self.coin() else '').join(letters)}}}"
-
-    # -- expressions ---------------------------------------------------------------------
-
-    def expr(self, free, held=frozenset(), depth=2, avoid=frozenset()) -> Piece:
-        """An expression whose free indices are exactly `free`."""
-        if depth <= 0:
-            return self.leaf(free, held, 0, avoid)
-        kinds = [self.leaf, self.product, self.hadamard, self.sum, self.negate]
-        kinds += [self.function, self.power, self.divide, self.reduce]
-        if self.comma_letters(free, held):
-            kinds.append(self.comma)
-        return self.choose(kinds)(free, held, depth - 1, avoid)
-
-    def leaf(self, free, held, depth, avoid) -> Piece:
-        if len(free) > 3:  # no tensor has that many indices: an outer product of two
-            first = frozenset(sorted(free)[:2])
-            a = self.leaf(first, held, depth, avoid | free)
-            b = self.leaf(free - first, held, depth, avoid | free)
-            return Piece(f"{a.operand(POWER)} {b.operand(POWER)}", CHAIN)
-        kinds = ["tensor", "tensor"]
-        free_sizes = {self.sizes[letter] for letter in free}
-        spare = self.unused(free, held, avoid)
-        if not free:
-            kinds.append("number")
-        if len(free) >= 2 and len(free_sizes) == 1:
-            kinds.append("delta")
-        if len(free) in (2, 3) and free_sizes == {len(free)}:
-            kinds.append("epsilon")
-        if len(free) <= 1 and spare:
-            kinds.append("trace")
-        if free & held and len(free) <= 2:
-            kinds.append("diagonal")
-        if self.defined_uses(free):
-            kinds.append("defined")
-        kind = self.choose(kinds)
-
-        if kind == "number":
-            return self.number()
-        if kind == "delta":
-            return Piece(f"{self.choose(['δ', 'delta'])}_{''.join(self.order(free))}", ATOM)
-        if kind == "epsilon":
-            return Piece(f"{self.choose(['ε', 'eps'])}_{''.join(self.order(free))}", ATOM)
-        if kind == "trace":
-            summed = self.choose(spare)
-            if not free and self.coin():
-                return Piece(f"{self.choose(['δ', 'delta'])}_{summed}{summed}", ATOM)
-            letters = tuple(self.shuffled((*free, summed, summed)))
-            return Piece(self.tensor_text(self.array_name(self.shape_of(letters)), letters), ATOM)
-        if kind == "diagonal":
-            repeated = self.choose(sorted(free & held))
-            letters = tuple(self.shuffled((*sorted(free), repeated)))
-            return Piece(self.tensor_text(self.array_name(self.shape_of(letters)), letters), ATOM)
-        if kind == "defined":
-            name, orders = self.choose(self.defined_uses(free))
-            return Piece(self.tensor_text(name, self.choose(orders)), ATOM)
-        letters = self.order(free)
-        return Piece(self.tensor_text(self.array_name(self.shape_of(letters)), letters), ATOM)
-
-    def defined_uses(self, free) -> list[tuple[str, list[tuple[str, ...]]]]:
-        """Defined names usable with the indices `free`, each with the index orders that fit."""
-        uses = []
-        for name, shape in sorted(self.defined.items()):
-            orders = [p for p in _permutations(sorted(free)) if self.shape_of(p) == shape]
-            if orders:
-                uses.append((name, orders))
-        return uses
-
-    def product(self, free, held, depth, avoid) -> Piece:
-        """An Einstein product: every index in at most two factors; two means summed."""
-        count = self.rng.randint(2, 3)
-        slots: list[list[str]] = [[] for _ in range(count)]
-        spare = self.unused(free, held)
-        texts: list[str | None] = [None] * count
-        unassigned = set(free)
-
-        if self.coin():  # a δ or ε factor, contracted with the others
-            kind = self.choose(["δ", "ε"])
-            rank = self.choose([2, 3])
-            size = rank if kind == "ε" else self.choose(sorted(set(self.sizes.values())))
-            candidates = [x for x in sorted(unassigned) + spare if self.sizes[x] == size]
-            if len(candidates) >= rank:
-                letters = self.shuffled(candidates)[:rank]
-                texts[0] = f"{kind}_{''.join(letters)}"
-                slots[0] = list(letters)
-                for letter in letters:
-                    if letter in unassigned:
-                        unassigned.discard(letter)
-                    else:
-                        spare.remove(letter)
-                        slots[self.rng.randint(1, count - 1)].append(letter)
-        generic = [k for k in range(count) if texts[k] is None]
-        for letter in sorted(unassigned):
-            twice = letter in held and len(generic) >= 2 and self.coin()
-            for k in self.shuffled(generic)[: 2 if twice else 1]:
-                slots[k].append(letter)
-        if len(generic) >= 2:
-            for letter in self.shuffled(spare)[: self.rng.randint(0, 2)]:
-                for k in self.shuffled(generic)[:2]:
-                    slots[k].append(letter)
-
-        letters_here = frozenset(free).union(*map(frozenset, slots))
-        factors = []
-        for k in range(count):
-            text = texts[k]
-            if text is None:
-                text = self.expr(frozenset(slots[k]), held, depth, letters_here).operand(POWER)
-            factors.append(text)
-        if self.coin():
-            factors.insert(0, self.number().operand(POWER))
-        return Piece(self.choose([" ", " * "]).join(factors), CHAIN)
-
-    def hadamard(self, free, held, depth, avoid) -> Piece:
-        """``a ⊙ b``: nothing summed, free indices the union."""
-        sides = {letter: self.choose(["left", "right", "both"]) for letter in sorted(free)}
-        left = frozenset(x for x, side in sides.items() if side != "right")
-        right = frozenset(x for x, side in sides.items() if side != "left")
-        a = self.expr(left, held, depth)
-        b = self.expr(right, held, depth)
-        operator = self.choose(["⊙", ".*"])
-        return Piece(f"{a.operand(HADAMARD)} {operator} {b.operand(SIGNED)}", HADAMARD)
-
-    def sum(self, free, held, depth, avoid) -> Piece:
-        first = self.expr(free, held, depth)
-        broadcast = self.rng.randint(0, 4) == 0  # a number term is broadcast
-        second = self.number() if broadcast else self.expr(free, held, depth)
-        sign = self.choose(["+", "-"])
-        return Piece(f"{first.operand(SUM)} {sign} {second.operand(HADAMARD)}", SUM)
-
-    def negate(self, free, held, depth, avoid) -> Piece:
-        return Piece(f"-{self.expr(free, held, depth).operand(SIGNED)}", SIGNED)
-
-    def positive(self, free, held, depth) -> str:
-        """Text of an expression that is positive everywhere."""
-        u = self.expr(free, held, depth)
-        form = self.choose(["square", "exp", "sigmoid"])
-        if form == "square":
-            return f"{u.operand(ATOM)}^2 + {self.choose(['1', '0.5', '2'])}"
-        if form == "exp":
-            return f"exp({u.text})"
-        return f"σ({u.text})"
-
-    def function(self, free, held, depth, avoid) -> Piece:
-        kinds = ["any", "positive", "kinked", "tan", "log1p"]
-        if self.hostile:
-            kinds.append("anywhere")  # outside the domain too: log(u), sqrt(u), tan(u)
-        kind = self.choose(kinds)
-        if kind == "positive":
-            return Piece(
-                f"{self.choose(['log', 'sqrt'])}({self.positive(free, held, depth)})", ATOM
-            )
-        u = self.expr(free, held, depth)
-        if kind == "any":
-            return Piece(f"{self.choose(FUNCTIONS)}({u.text})", ATOM)
-        if kind == "kinked":
-            return Piece(f"{self.choose(KINKED)}({u.text})", ATOM)
-        if kind == "tan":
-            return Piece(f"tan(tanh({u.text}))", ATOM)
-        if kind == "anywhere":
-            return Piece(f"{self.choose(['log', 'sqrt', 'tan', 'log1p'])}({u.text})", ATOM)
-        return Piece(f"log1p({u.operand(ATOM)}^2)", ATOM)
-
-    def power(self, free, held, depth, avoid) -> Piece:
-        kind = self.choose(["integer", "inverse", "pole", "fraction", "general", "number"])
-        if kind == "integer":
-            base = self.expr(free, held, depth, avoid)
-            exponent = self.choose(self.exponents)
-            return Piece(f"{base.operand(ATOM)}{self.choose(['^', '**'])}{exponent}", POWER)
-        if kind == "pole":
-            return Piece(f"{self.expr(free, held, depth, avoid).operand(ATOM)}^-1", POWER)
-        if kind == "number" and not free:
-            exponent = self.expr(free, held, depth)
-            return Piece(f"{self.choose(['2', '0.5'])}^({exponent.text})", POWER)
-        base = f"({self.positive(free, held, depth)})"
-        if kind == "inverse":
-            return Piece(f"{base}^{self.choose(['-1', '-2'])}", POWER)
-        if kind == "fraction":
-            return Piece(f"{base}^{self.choose(['0.5', '(3/2)', '(-1/2)'])}", POWER)
-        subset = frozenset(x for x in sorted(free) if self.coin())
-        return Piece(f"{base}^({self.expr(subset, held, depth).text})", POWER)
-
-    def divide(self, free, held, depth, avoid) -> Piece:
-        numerator = self.expr(free, held, depth)
-        if self.coin():
-            denominator = self.choose(["2", "3", "0.5"])
-        else:
-            subset = frozenset(x for x in sorted(free) if self.coin())
-            denominator = f"({self.positive(subset, held, depth)})"
-        return Piece(f"{numerator.operand(POWER)} / {denominator}", CHAIN)
-
-    def reduce(self, free, held, depth, avoid) -> Piece:
-        """``sum_i(...)``: the argument has `i` free, and products inside keep it."""
-        spare = self.unused(free, held)
-        if not spare:
-            return self.expr(free, held, depth, avoid)
-        summed = self.shuffled(spare)[: self.rng.randint(1, 2)]
-        argument = self.expr(free | set(summed), held | set(summed), depth)
-        head = self.choose(["sum", "Σ", "∑"])
-        subscript = f"_{summed[0]}" if len(summed) == 1 else f"_{{{''.join(summed)}}}"
-        return Piece(f"{head}{subscript}({argument.text})", ATOM)
-
-    def comma_letters(self, free, held) -> list[str]:
-        """Indices of `free` that can be a comma derivative by the vector `VAR`."""
-        return [
-            x
-            for x in sorted(free - held)
-            if self.shapes.get(VAR, (self.sizes[x],)) == (self.sizes[x],)
-        ]
-
-    def comma(self, free, held, depth, avoid) -> Piece:
-        """``(expr)_{,k}`` or a defined name's ``h_{i,k}``: ∂/∂x_k, carried out by the parser."""
-        k = self.choose(self.comma_letters(free, held))
-        self.shapes[VAR] = (self.sizes[k],)
-        rest = frozenset(free - {k})
-        uses = self.defined_uses(rest)
-        if uses and self.coin():
-            name, orders = self.choose(uses)
-            return Piece(f"{name}_{{{''.join(self.choose(orders))},{k}}}", ATOM)
-        inner = self.expr(rest, held, depth)
-        return Piece(f"({inner.text})_{{,{k}}}", ATOM)
-
-
-def _permutations(letters: list[str]) -> list[tuple[str, ...]]:
-    if len(letters) <= 1:
-        return [tuple(letters)]
-    return [
-        (letter, *rest)
-        for k, letter in enumerate(letters)
-        for rest in _permutations(letters[:k] + letters[k + 1 :])
-    ]
 
 
 @dataclass(frozen=True)
@@ -466,20 +159,22 @@ class FuzzInput:
 
 
 def write_program(rng: random.Random, hostile: bool) -> tuple[str, dict[str, tuple[int, ...]]]:
-    """A valid program (up to two definitions, then an expression) and its tensors' shapes."""
-    sizes = {letter: rng.choice([2, 3]) for letter in ALPHABET}
-    writer = Writer(rng, sizes, hostile)
-    statements = []
-    for number in range(rng.randint(0, 2)):
-        letters = rng.sample(ALPHABET, rng.randint(0, 2))
-        body = writer.expr(frozenset(letters), depth=rng.randint(0, 2))
-        name = f"h{number + 1}"
-        head = f"{name}_{{{''.join(letters)}}}" if letters else name
-        statements.append(f"{head} = {body.text}")
-        writer.defined[name] = writer.shape_of(letters)
-    free = rng.sample(ALPHABET, rng.randint(0, 2))
-    statements.append(writer.expr(frozenset(free), depth=rng.randint(1, 3)).text)
-    return rng.choice(["; ", "\n"]).join(statements), writer.shapes
+    """A valid program (up to two definitions, then an expression) and its tensors' shapes,
+    written by `strategies.Generator` from the seeded `rng`; hostile ones with hostile
+    names, extreme numbers and exponents, and functions outside their domains."""
+    vocabulary = Vocabulary(exponents=EXPONENTS)
+    if hostile:
+        names = {rank: list(names) for rank, names in NAMES.items()}
+        for name in rng.sample(HOSTILE_NAMES, 4):
+            names[rng.randrange(4)].append(name)
+        vocabulary = Vocabulary(
+            names={rank: tuple(group) for rank, group in names.items()},
+            numbers=NUMBERS + EXTREME_NUMBERS,
+            exponents=EXPONENTS + EXTREME_EXPONENTS,
+            outside_domains=True,
+        )
+    written = strategies.write_program(SeededChoices(rng), vocabulary)
+    return written.text, written.shapes
 
 
 # -- mutating --------------------------------------------------------------------------------

@@ -19,8 +19,10 @@ them, by evaluating each such argument in the parsed expression.
 from __future__ import annotations
 
 import itertools
+import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
 
 import numpy as np
 from hypothesis import assume
@@ -30,11 +32,15 @@ import indexcalc as ic
 from indexcalc.compile import postorder
 from indexcalc.expr import Expr, Func, Number, Power
 
+T = TypeVar("T")
+
 ALPHABET = "ijklmn"  # index letters of generated expressions
 DERIVATIVE_LETTERS = "pqrstαβγζη"  # fresh letters for derivatives; never in ALPHABET
 NAMES = {0: ("a", "b", "c"), 1: ("u", "v", "x", "yhat"), 2: ("A", "B", "W2"), 3: ("T", "S")}
 VAR = "x"  # the comma-derivative variable, always a vector
 NUMBERS = ("2", "3", "0.5", "1.5", "1e-1", "3/2")
+EXPONENTS = ("2", "2", "3", "1", "2", "3", "0")  # of any base: whole, so defined anywhere
+FUNCTIONS = ("exp", "sin", "cos", "tanh", "σ", "sigmoid", "sigma", "softplus")
 
 # Precedence levels of generated text, loosest first (see grammar/indexcalc.lark).
 SUM, HADAMARD, SIGNED, CHAIN, POWER, ATOM = range(6)
@@ -66,22 +72,96 @@ class Example:
     out: str  # the expression's free indices, sorted
 
 
-@dataclass
-class Generator:
-    """Draws expressions with a required set of free indices, top-down."""
+# -- the random decisions, from hypothesis or from a seed ------------------------------------
+
+
+class Choices(Protocol):
+    """Every random decision a `Generator` makes."""
+
+    def choose(self, options: Iterable[T]) -> T: ...
+
+    def coin(self) -> bool: ...
+
+    def integer(self, low: int, high: int) -> int: ...
+
+    def shuffled(self, items: Iterable[T]) -> list[T]: ...
+
+
+@dataclass(frozen=True)
+class DrawnChoices:
+    """Decisions drawn by hypothesis, which can shrink them."""
 
     draw: st.DrawFn
+
+    def choose(self, options):
+        return self.draw(st.sampled_from(list(options)))
+
+    def coin(self) -> bool:
+        return self.draw(st.booleans())
+
+    def integer(self, low: int, high: int) -> int:
+        return self.draw(st.integers(low, high))
+
+    def shuffled(self, items) -> list:
+        return list(self.draw(st.permutations(list(items))))
+
+
+@dataclass(frozen=True)
+class SeededChoices:
+    """Decisions from a seeded `random.Random`: the fuzzer's inputs, the same everywhere."""
+
+    rng: random.Random
+
+    def choose(self, options):
+        return self.rng.choice(list(options))
+
+    def coin(self) -> bool:
+        return self.rng.random() < 0.5
+
+    def integer(self, low: int, high: int) -> int:
+        return self.rng.randint(low, high)
+
+    def shuffled(self, items) -> list:
+        items = list(items)
+        return self.rng.sample(items, len(items))
+
+
+@dataclass(frozen=True)
+class Vocabulary:
+    """What generated text may hold beyond its structure. The default keeps every
+    function inside its domain; the fuzzer's hostile one adds names, numbers, exponents
+    and functions outside their domains (``log(u)``, ``sqrt(u)``, ``tan(u)``)."""
+
+    names: Mapping[int, tuple[str, ...]] = field(default_factory=lambda: dict(NAMES))
+    numbers: tuple[str, ...] = NUMBERS
+    exponents: tuple[str, ...] = EXPONENTS
+    outside_domains: bool = False
+
+
+# -- expressions ------------------------------------------------------------------------------
+
+
+@dataclass
+class Generator:
+    """Writes expressions with a required set of free indices, top-down."""
+
+    choices: Choices
     sizes: dict[str, int]
+    vocabulary: Vocabulary = field(default_factory=Vocabulary)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
     defined: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
     # -- helpers -----------------------------------------------------------------------
 
     def choose(self, options):
-        return self.draw(st.sampled_from(list(options)))
+        return self.choices.choose(options)
+
+    def coin(self) -> bool:
+        return self.choices.coin()
 
     def order(self, letters: Iterable[str]) -> tuple[str, ...]:
-        return tuple(self.draw(st.permutations(sorted(letters))))
+        """`letters` in a random order, repeats kept."""
+        return tuple(self.choices.shuffled(sorted(letters)))
 
     def shape_of(self, letters: Iterable[str]) -> tuple[int, ...]:
         return tuple(self.sizes[letter] for letter in letters)
@@ -90,10 +170,15 @@ class Generator:
         busy = set().union(*map(set, taken))
         return [letter for letter in ALPHABET if letter not in busy]
 
+    def number(self) -> Piece:
+        number = self.choose(self.vocabulary.numbers)
+        return Piece(number, CHAIN if "/" in number and "(" not in number else ATOM)
+
     def array_name(self, shape: tuple[int, ...]) -> str:
         """A tensor name of rank len(shape) that is unused or already has this shape."""
         rank = len(shape)
-        fits = [n for n in NAMES[rank] if self.shapes.get(n, shape) == shape]
+        names = self.vocabulary.names[rank]
+        fits = [n for n in names if self.shapes.get(n, shape) == shape and n not in self.defined]
         name = self.choose(fits) if fits else f"{NAMES[rank][0]}{len(self.shapes)}"
         self.shapes[name] = shape
         return name
@@ -101,10 +186,12 @@ class Generator:
     def tensor_text(self, name: str, letters: tuple[str, ...]) -> str:
         if not letters:
             return name
-        if self.draw(st.booleans()):
+        if self.coin():
             return f"{name}_{''.join(letters)}"
-        spaced = self.draw(st.booleans())
-        return f"{name}_{{{(' ' if spaced else '').join(letters)}}}"
+        return f"{name}_{{{(' ' if self.coin() else '').join(letters)}}}"
+
+    def tensor(self, letters: tuple[str, ...]) -> Piece:
+        return Piece(self.tensor_text(self.array_name(self.shape_of(letters)), letters), ATOM)
 
     # -- expressions -------------------------------------------------------------------
 
@@ -134,7 +221,7 @@ class Generator:
             a = self.leaf(first, held, depth, avoid | free)
             b = self.leaf(free - first, held, depth, avoid | free)
             return Piece(f"{a.operand(POWER)} {b.operand(POWER)}", CHAIN)
-        kinds = ["tensor"]
+        kinds = ["tensor", "tensor"]
         free_sizes = {self.sizes[letter] for letter in free}
         spare = self.unused(free, held, avoid)
         if not free:
@@ -152,33 +239,23 @@ class Generator:
         kind = self.choose(kinds)
 
         if kind == "number":
-            number = self.choose(NUMBERS)
-            return Piece(number, CHAIN if "/" in number else ATOM)
+            return self.number()
         if kind == "delta":
             return Piece(f"{self.choose(['δ', 'delta'])}_{''.join(self.order(free))}", ATOM)
         if kind == "epsilon":
             return Piece(f"{self.choose(['ε', 'eps'])}_{''.join(self.order(free))}", ATOM)
         if kind == "trace":
             summed = self.choose(spare)
-            if not free and self.draw(st.booleans()):
+            if not free and self.coin():
                 return Piece(f"{self.choose(['δ', 'delta'])}_{summed}{summed}", ATOM)
-            letters = self.order_tuple((*free, summed, summed))
-            return Piece(self.tensor_text(self.array_name(self.shape_of(letters)), letters), ATOM)
+            return self.tensor(tuple(self.choices.shuffled((*free, summed, summed))))
         if kind == "diagonal":
             repeated = self.choose(sorted(free & held))
-            letters = self.order_tuple((*sorted(free), repeated))
-            return Piece(self.tensor_text(self.array_name(self.shape_of(letters)), letters), ATOM)
+            return self.tensor(tuple(self.choices.shuffled((*sorted(free), repeated))))
         if kind == "defined":
             name, orders = self.choose(self.defined_uses(free))
-            letters = self.choose(orders)
-            return Piece(self.tensor_text(name, letters), ATOM)
-        letters = self.order(free)
-        return Piece(self.tensor_text(self.array_name(self.shape_of(letters)), letters), ATOM)
-
-    def order_tuple(self, letters: tuple[str, ...]) -> tuple[str, ...]:
-        """`letters` in a random order, repeats kept."""
-        positions = self.draw(st.permutations(range(len(letters))))
-        return tuple(letters[p] for p in positions)
+            return Piece(self.tensor_text(name, self.choose(orders)), ATOM)
+        return self.tensor(self.order(free))
 
     def defined_uses(self, free) -> list[tuple[str, list[tuple[str, ...]]]]:
         """Defined names usable with the indices `free`, each with the index orders that fit."""
@@ -191,19 +268,19 @@ class Generator:
 
     def product(self, free, held, depth, avoid) -> Piece:
         """An Einstein product: every index in at most two factors; two means summed."""
-        count = self.draw(st.integers(2, 3))
+        count = self.choices.integer(2, 3)
         slots: list[list[str]] = [[] for _ in range(count)]
         spare = self.unused(free, held)
         texts: list[str | None] = [None] * count
         unassigned = set(free)
 
-        if self.draw(st.booleans()):  # a δ or ε factor, contracted with the others
+        if self.coin():  # a δ or ε factor, contracted with the others
             kind = self.choose(["δ", "ε"])
             rank = self.choose([2, 3])
             size = rank if kind == "ε" else self.choose(sorted(set(self.sizes.values())))
             candidates = [x for x in sorted(unassigned) + spare if self.sizes[x] == size]
             if len(candidates) >= rank:
-                letters = self.draw(st.permutations(candidates))[:rank]
+                letters = self.choices.shuffled(candidates)[:rank]
                 texts[0] = f"{kind}_{''.join(letters)}"
                 slots[0] = list(letters)
                 for letter in letters:
@@ -211,29 +288,27 @@ class Generator:
                         unassigned.discard(letter)
                     else:
                         spare.remove(letter)
-                        slots[self.draw(st.integers(1, count - 1))].append(letter)
+                        slots[self.choices.integer(1, count - 1)].append(letter)
         generic = [k for k in range(count) if texts[k] is None]
         for letter in sorted(unassigned):
-            twice = letter in held and len(generic) >= 2 and self.draw(st.booleans())
-            for k in self.draw(st.permutations(generic))[: 2 if twice else 1]:
+            twice = letter in held and len(generic) >= 2 and self.coin()
+            for k in self.choices.shuffled(generic)[: 2 if twice else 1]:
                 slots[k].append(letter)
         if len(generic) >= 2:
-            for letter in self.draw(st.permutations(spare))[: self.draw(st.integers(0, 2))]:
-                for k in self.draw(st.permutations(generic))[:2]:
+            for letter in self.choices.shuffled(spare)[: self.choices.integer(0, 2)]:
+                for k in self.choices.shuffled(generic)[:2]:
                     slots[k].append(letter)
 
         letters_here = frozenset(free).union(*map(frozenset, slots))
         factors = []
         for k in range(count):
-            if texts[k] is not None:
-                factors.append(texts[k])
-            else:
-                piece = self.expr(frozenset(slots[k]), held, depth, letters_here)
-                factors.append(piece.operand(POWER))
-        if self.draw(st.booleans()):
-            factors.insert(0, self.choose(NUMBERS[:5]))
-        separator = self.choose([" ", " * "])
-        return Piece(separator.join(factors), CHAIN)
+            text = texts[k]
+            if text is None:
+                text = self.expr(frozenset(slots[k]), held, depth, letters_here).operand(POWER)
+            factors.append(text)
+        if self.coin():
+            factors.insert(0, self.number().operand(POWER))
+        return Piece(self.choose([" ", " * "]).join(factors), CHAIN)
 
     def hadamard(self, free, held, depth, avoid) -> Piece:
         """``a ⊙ b``: nothing summed, free indices the union."""
@@ -242,16 +317,13 @@ class Generator:
         right = frozenset(x for x, side in sides.items() if side != "left")
         a = self.expr(left, held, depth)
         b = self.expr(right, held, depth)
-        return Piece(
-            f"{a.operand(HADAMARD)} {self.choose(['⊙', '.*'])} {b.operand(SIGNED)}", HADAMARD
-        )
+        operator = self.choose(["⊙", ".*"])
+        return Piece(f"{a.operand(HADAMARD)} {operator} {b.operand(SIGNED)}", HADAMARD)
 
     def sum(self, free, held, depth, avoid) -> Piece:
         first = self.expr(free, held, depth)
-        if self.draw(st.integers(0, 4)) == 0:
-            second = Piece(self.choose(NUMBERS[:3]), ATOM)  # a number is broadcast
-        else:
-            second = self.expr(free, held, depth)
+        broadcast = self.choices.integer(0, 4) == 0  # a number term is broadcast
+        second = self.number() if broadcast else self.expr(free, held, depth)
         sign = self.choose(["+", "-"])
         return Piece(f"{first.operand(SUM)} {sign} {second.operand(HADAMARD)}", SUM)
 
@@ -269,26 +341,30 @@ class Generator:
         return f"σ({u.text})"
 
     def function(self, free, held, depth, avoid) -> Piece:
-        kind = self.choose(["any", "positive", "kinked", "tan", "log1p"])
+        kinds = ["any", "positive", "kinked", "tan", "log1p"]
+        if self.vocabulary.outside_domains:
+            kinds.append("anywhere")
+        kind = self.choose(kinds)
         if kind == "positive":
             return Piece(
                 f"{self.choose(['log', 'sqrt'])}({self.positive(free, held, depth)})", ATOM
             )
         u = self.expr(free, held, depth)
         if kind == "any":
-            name = self.choose(["exp", "sin", "cos", "tanh", "σ", "sigmoid", "softplus"])
-            return Piece(f"{name}({u.text})", ATOM)
+            return Piece(f"{self.choose(FUNCTIONS)}({u.text})", ATOM)
         if kind == "kinked":
             return Piece(f"{self.choose(sorted(KINKED))}({u.text})", ATOM)
         if kind == "tan":
             return Piece(f"tan(tanh({u.text}))", ATOM)
+        if kind == "anywhere":
+            return Piece(f"{self.choose(['log', 'sqrt', 'tan', 'log1p'])}({u.text})", ATOM)
         return Piece(f"log1p({u.operand(ATOM)}^2)", ATOM)
 
     def power(self, free, held, depth, avoid) -> Piece:
         kind = self.choose(["integer", "inverse", "pole", "fraction", "general", "number"])
         if kind == "integer":
             base = self.expr(free, held, depth, avoid)
-            exponent = self.choose("2231230")
+            exponent = self.choose(self.vocabulary.exponents)
             return Piece(f"{base.operand(ATOM)}{self.choose(['^', '**'])}{exponent}", POWER)
         if kind == "pole":
             return Piece(f"{self.expr(free, held, depth, avoid).operand(ATOM)}^-1", POWER)
@@ -300,15 +376,15 @@ class Generator:
             return Piece(f"{base}^{self.choose(['-1', '-2'])}", POWER)
         if kind == "fraction":
             return Piece(f"{base}^{self.choose(['0.5', '(3/2)', '(-1/2)'])}", POWER)
-        subset = frozenset(x for x in sorted(free) if self.draw(st.booleans()))
+        subset = frozenset(x for x in sorted(free) if self.coin())
         return Piece(f"{base}^({self.expr(subset, held, depth).text})", POWER)
 
     def divide(self, free, held, depth, avoid) -> Piece:
         numerator = self.expr(free, held, depth)
-        if self.draw(st.booleans()):
+        if self.coin():
             denominator = self.choose(["2", "3", "0.5"])
         else:
-            subset = frozenset(x for x in sorted(free) if self.draw(st.booleans()))
+            subset = frozenset(x for x in sorted(free) if self.coin())
             denominator = f"({self.positive(subset, held, depth)})"
         return Piece(f"{numerator.operand(POWER)} / {denominator}", CHAIN)
 
@@ -317,7 +393,7 @@ class Generator:
         spare = self.unused(free, held)
         if not spare:
             return self.expr(free, held, depth, avoid)
-        summed = self.draw(st.permutations(spare))[: self.draw(st.integers(1, 2))]
+        summed = self.choices.shuffled(spare)[: self.choices.integer(1, 2)]
         argument = self.expr(free | set(summed), held | set(summed), depth)
         head = self.choose(["sum", "Σ", "∑"])
         subscript = f"_{summed[0]}" if len(summed) == 1 else f"_{{{''.join(summed)}}}"
@@ -337,36 +413,53 @@ class Generator:
         self.shapes[VAR] = (self.sizes[k],)
         rest = frozenset(free - {k})
         uses = self.defined_uses(rest)
-        if uses and self.draw(st.booleans()):
+        if uses and self.coin():
             name, orders = self.choose(uses)
-            letters = self.choose(orders)
-            return Piece(f"{name}_{{{''.join(letters)},{k}}}", ATOM)
+            return Piece(f"{name}_{{{''.join(self.choose(orders))},{k}}}", ATOM)
         inner = self.expr(rest, held, depth)
         return Piece(f"({inner.text})_{{,{k}}}", ATOM)
+
+
+@dataclass(frozen=True)
+class Written:
+    """A written program: its text, the sizes of the index letters, the shapes of its
+    tensors and its free indices, sorted."""
+
+    text: str
+    sizes: dict[str, int]
+    shapes: dict[str, tuple[int, ...]]
+    out: str
+
+
+def write_program(
+    choices: Choices, vocabulary: Vocabulary | None = None, max_depth: int = 3
+) -> Written:
+    """A random program: up to two definitions, then an expression."""
+    sizes = {letter: choices.choose([2, 3]) for letter in ALPHABET}
+    generator = Generator(choices, sizes, vocabulary or Vocabulary())
+    statements = []
+    for number in range(choices.integer(0, 2)):
+        letters = choices.shuffled(ALPHABET)[: choices.integer(0, 2)]
+        body = generator.expr(frozenset(letters), depth=choices.integer(0, 2))
+        name = f"h{number + 1}"
+        head = f"{name}_{{{''.join(letters)}}}" if letters else name
+        statements.append(f"{head} = {body.text}")
+        generator.defined[name] = generator.shape_of(letters)
+    free = sorted(choices.shuffled(ALPHABET)[: choices.integer(0, 2)])
+    statements.append(generator.expr(frozenset(free), depth=choices.integer(1, max_depth)).text)
+    text = choices.choose(["; ", "\n"]).join(statements)
+    return Written(text, sizes, generator.shapes, "".join(free))
 
 
 @st.composite
 def programs(draw, max_depth: int = 3) -> Example:
     """A random program: up to two definitions, then an expression, with arrays to evaluate it."""
-    sizes = {letter: draw(st.sampled_from([2, 3])) for letter in ALPHABET}
-    generator = Generator(draw, sizes)
-    statements = []
-    for number in range(draw(st.integers(0, 2))):
-        letters = draw(st.permutations(ALPHABET))[: draw(st.integers(0, 2))]
-        body = generator.expr(frozenset(letters), depth=draw(st.integers(0, 2)))
-        name = f"h{number + 1}"
-        head = f"{name}_{{{''.join(letters)}}}" if letters else name
-        statements.append(f"{head} = {body.text}")
-        generator.defined[name] = generator.shape_of(letters)
-    free = sorted(draw(st.permutations(ALPHABET))[: draw(st.integers(0, 2))])
-    statements.append(generator.expr(frozenset(free), depth=draw(st.integers(1, max_depth))).text)
-    text = draw(st.sampled_from(["; ", "\n"])).join(statements)
-
+    written = write_program(DrawnChoices(draw), max_depth=max_depth)
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     arrays = {
-        name: rng.uniform(-1.5, 1.5, size=shape) for name, shape in sorted(generator.shapes.items())
+        name: rng.uniform(-1.5, 1.5, size=shape) for name, shape in sorted(written.shapes.items())
     }
-    return Example(text, arrays, sizes, "".join(free))
+    return Example(written.text, arrays, written.sizes, written.out)
 
 
 @dataclass(frozen=True)
