@@ -129,6 +129,20 @@ def test_a_wrong_value_and_a_wrong_shape_are_disagreements(monkeypatch):
     assert fuzzing.disagreement(np.array([np.nan, 1.0]), np.array([5.0, 1.0])) is None
 
 
+def test_a_form_that_asks_for_a_size_must_agree_once_given_it(monkeypatch):
+    """∑_n(δ_kn − 0.5) simplifies to 1 − 0.5 Σ_i(δ_ki) δ_nn: n, sized through the δ by
+    k's dims, now asks for its size. Given the size the reference used, the simplified
+    form must agree; a wrong value then is still a disagreement."""
+    text = "∑_n(δ_kn - 0.5)"
+    record = fuzzing.run_input(fuzzing.FuzzInput(0, "program", text), 0)
+    assert not record.failures
+    assert record.comparisons >= 4
+    simplify = ic.simplify
+    monkeypatch.setattr(ic, "simplify", lambda expr, **kw: simplify(ic.parse(f"2 ({expr})")))
+    record = fuzzing.run_input(fuzzing.FuzzInput(0, "program", text), 0)
+    assert "simplify expression" in {f["stage"] for f in record.failures}
+
+
 def test_a_stage_over_the_time_limit_is_a_hang(monkeypatch):
     def spin(*args, **kwargs):
         while True:
