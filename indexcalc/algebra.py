@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from fractions import Fraction
 
 from .canonical import CanonicalForm, tensor_names
@@ -66,6 +68,12 @@ _FOLDS: dict[tuple[str, Fraction | int], Fraction | int] = {
 
 
 MAX_FACTORS = 2_000  # a flattened product longer than this is surely a runaway definition
+# The factors of all the products one differentiation may build. The product rule makes a
+# product that uses one matrix n times into n terms of n factors each: n = 200 builds
+# about 80,000 (3 s), n = 245 the limit; a 16-layer network's gradient about 1,000, a chain
+# of 490 functions (tanh(tanh(…))) the limit too.
+MAX_BUILT_FACTORS = 120_000
+_budget: ContextVar[list[int] | None] = ContextVar("indexcalc_factor_budget", default=None)
 
 
 class Algebra:
@@ -221,6 +229,7 @@ class Algebra:
         out = frozenset(out)
         coefficient, flat = self._flatten_product(factors, out)
         _check_length(len(flat))
+        _spend(len(flat))
         # A kept index no factor carries any more (its factor folded to a number): ones.
         carried = frozenset().union(*(f.free for f in flat))
         flat += ones_factors(out - carried, *flat)
@@ -378,6 +387,8 @@ class Algebra:
 
     def _sigmoids(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
         """e^v ⊙ (1 + e^v)^-1 → σ(v), the form the chain rule gives for log(1 + e^v)."""
+        if not any(isinstance(f, Power) and isinstance(f.base, Sum) for f in factors):
+            return factors  # no (1 + e^v)^-n: the common case, checked cheaply
         for k, factor in enumerate(factors):
             base, exponent = _as_power(factor)
             exp = _exp_term(base)
@@ -431,6 +442,9 @@ class Algebra:
 
     def _merge_powers(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
         """f ⊙ f^n → f^(n+1) for factors over which nothing is summed."""
+        bases = [f.base if isinstance(f, Power) else f for f in factors]
+        if len(set(bases)) == len(bases):
+            return factors  # no base twice: nothing to merge, checked cheaply
         exponents: dict[Expr, list[Fraction]] = {}
         counts = Counter(i for f in factors for i in f.free)
         for factor in factors:
@@ -660,6 +674,33 @@ def spliced(product: Product) -> Product:
         used.update(inner.get(index, index) for index in factor.summed)
         stack.extend((f, inner) for f in reversed(factor.factors))
     return Product(factors, product.out)
+
+
+@contextmanager
+def factor_budget() -> Iterator[None]:
+    """Refuse, as `TooLargeError`, work that builds more than `MAX_BUILT_FACTORS` factors
+    in all inside this block (the outermost block sets the budget; one per thread)."""
+    if _budget.get() is not None:
+        yield
+        return
+    token = _budget.set([MAX_BUILT_FACTORS])
+    try:
+        yield
+    finally:
+        _budget.reset(token)
+
+
+def _spend(factors: int) -> None:
+    budget = _budget.get()
+    if budget is None:
+        return
+    budget[0] -= factors
+    if budget[0] < 0:
+        raise TooLargeError(
+            f"the result multiplies out to more than {MAX_BUILT_FACTORS:,} factors in all, "
+            "as a product that uses one matrix n times does (its derivative has n terms "
+            "of n factors each); differentiate a smaller expression"
+        )
 
 
 def _check_length(factors: int) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 
-from .algebra import Algebra, Normaliser, shared_algebra
+from .algebra import Algebra, Normaliser, factor_budget, shared_algebra
 from .canonical import declared_symmetric
 from .dispatch import Pass
 from .errors import DifferentiationError, IndexCalcError
@@ -140,7 +140,8 @@ class CommaDerivatives(Normaliser):
 def carry_out(node: Expr, algebra: Algebra) -> Expr:
     """`node` simplified by `algebra`, with its comma derivatives carried out; each δ
     keeps the size it has in `node` (see `sizes.with_delta_axes`)."""
-    return CommaDerivatives(algebra, algebra.memo("carried out"))(with_delta_axes(node))
+    with factor_budget():
+        return CommaDerivatives(algebra, algebra.memo("carried out"))(with_delta_axes(node))
 
 
 def parse_variable(wrt) -> Tensor:
@@ -201,17 +202,18 @@ def diff(
     if not variables:
         raise DifferentiationError("wrt is empty: name at least one variable, like 'x_k'")
     algebra = shared_algebra(declared_symmetric(symmetric, node))
-    result = carry_out(node, algebra)
-    for variable in variables:
-        tensor = parse_variable(variable)
-        taken = sorted(set(tensor.indices) & result.free)
-        if taken:
-            raise DifferentiationError(
-                f"derivative index {', '.join(repr(i) for i in taken)} of "
-                f"{variable!r} is already a free index of the expression "
-                f"(free: {', '.join(result.free_indices)}); choose fresh letters"
-            )
-        result = Differentiator(algebra, tensor)(result)
+    tensors = [parse_variable(variable) for variable in variables]
+    with factor_budget():
+        result = carry_out(node, algebra)
+        for variable, tensor in zip(variables, tensors, strict=True):
+            taken = sorted(set(tensor.indices) & result.free)
+            if taken:
+                raise DifferentiationError(
+                    f"derivative index {', '.join(repr(i) for i in taken)} of "
+                    f"{variable!r} is already a free index of the expression "
+                    f"(free: {', '.join(result.free_indices)}); choose fresh letters"
+                )
+            result = Differentiator(algebra, tensor)(result)
     return result
 
 

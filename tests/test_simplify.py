@@ -10,6 +10,7 @@ import pytest
 from finite_difference import numeric_derivative
 
 import indexcalc as ic
+from indexcalc import algebra
 from indexcalc.algebra import broadcast_constant
 from indexcalc.expr import Delta, Expr, Func, Sum, node_count
 
@@ -539,3 +540,24 @@ def test_a_scalar_squared_by_definitions_differentiates_as_a_power():
     assert str(derivative) == "1024 (x_i x_i)^511 x_k"
     x = np.array([0.3, -0.2, 0.1])
     np.testing.assert_allclose(ic.evaluate(derivative, x=x), 1024 * (x @ x) ** 511 * x)
+
+
+def _power_chain(n: int) -> str:
+    """x A^(n+1) x written as n definitions, each multiplying the last by A."""
+    lines = ["h1_ij = A_ik A_kj", *(f"h{k}_ij = h{k - 1}_ik A_kj" for k in range(2, n + 1))]
+    return "; ".join(lines) + f"; x_i h{n}_ij x_j"
+
+
+def test_a_derivative_that_multiplies_out_too_far_is_refused(monkeypatch):
+    """d(x Aⁿ x)/dA has n terms of n factors each: quadratic work, so a budget per call
+    refuses it beyond MAX_BUILT_FACTORS (120,000: n ≈ 245, a few seconds)."""
+    monkeypatch.setattr(algebra, "MAX_BUILT_FACTORS", 3_000)
+    with pytest.raises(ic.TooLargeError, match="more than 3,000 factors in all"):
+        ic.diff(_power_chain(60), "A_pq")
+    for _ in range(3):  # each call has its own budget
+        gradient = ic.diff(_power_chain(20), "A_pq")
+    rng = np.random.default_rng(5)
+    A, x = rng.normal(size=(3, 3)) / 2, rng.normal(size=3)
+    powers = [np.linalg.matrix_power(A, k) for k in range(21)]  # d(x A²¹ x)/dA
+    expected = sum(np.outer(powers[k].T @ x, powers[20 - k] @ x) for k in range(21))
+    np.testing.assert_allclose(ic.evaluate(gradient, A=A, x=x, out="pq"), expected, rtol=1e-10)
