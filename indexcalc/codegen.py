@@ -252,7 +252,9 @@ class Generator(Pass):
 
     def _print_Contract(self, operation: Contract, *operands: str) -> str:
         factors = [self.size(d) for d in operation.dims]
-        coefficient = Fraction(operation.coefficient)
+        coefficient: Fraction | float = operation.coefficient
+        if math.isfinite(coefficient):
+            coefficient = Fraction(coefficient)
         scale = coefficient != 1 or factors
         live = list(zip(operands, operation.subscripts, strict=True))
         if scale and operation.scaled is not None:
@@ -496,7 +498,7 @@ def align(value: Operand, target: Sequence[str]) -> str:
     return code
 
 
-def scaled(coefficient: Fraction, factors: list[str], code: str) -> str:
+def scaled(coefficient: Fraction | float, factors: list[str], code: str) -> str:
     """``c * code``, with parentheses where the code is an operator expression."""
     if coefficient == 1 and not factors:
         return code
@@ -509,10 +511,14 @@ def scaled(coefficient: Fraction, factors: list[str], code: str) -> str:
 
 
 def number(value) -> str:
-    """A Python float literal for a finite number: ``2.0``, ``0.5``, ``-1e+30``. Floats, as
-    the evaluator's constants are: an int would make object arrays once it is large, or
-    keep an integer array's dtype where the evaluator computes in floating point."""
-    return repr(float(value))
+    """A Python float literal: ``2.0``, ``0.5``, ``-1e+30``. Floats, as the evaluator's
+    constants are: an int would make object arrays once it is large, or keep an integer
+    array's dtype where the evaluator computes in floating point. A product of numbers
+    beyond float64 (1e299 ⊙ 1e299) is ``np.inf``, as the evaluator's is."""
+    value = float(value)
+    if math.isinf(value):
+        return "np.inf" if value > 0 else "-np.inf"
+    return repr(value)
 
 
 def _letters(indices: Iterable[str]) -> dict[str, str]:

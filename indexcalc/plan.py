@@ -1244,8 +1244,13 @@ def _elements(sizes) -> int:
 
 
 def _scalar(value: Fraction) -> float:
-    """A number as the plan holds it: a float, finite since every `Number` fits float64."""
-    return float(value)
+    """A number as the plan holds it: a float. Each `Number` fits float64, but a product
+    of several may not (1e299 ⊙ 1e299): beyond the largest float it is ±inf, as NumPy's
+    own product of the two would be."""
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
 
 
 def _exponent(value: Fraction) -> int | float:

@@ -335,6 +335,8 @@ class TextPrinter(PrecedencePrinter):
             text, precedence = self.product_text(factors, out, held)
         if coefficient == 1:
             return text, precedence
+        if len(factors) == 1 and _holds_number(factors[0]) and coefficient != -1:
+            text, precedence = self.parens(text), ATOM  # see `juxtaposed`
         if coefficient == -1:
             return f"{self.minus}{self.wrap_text(text, precedence, PRODUCT)}", NEGATION
         number, number_precedence = self.number(coefficient)
@@ -438,7 +440,10 @@ class TextPrinter(PrecedencePrinter):
             bound = factor.all_indices - factor.free  # summed anywhere inside
             if precedence == ATOM:
                 return text  # an explicit Σ(...) already scopes its indices
-            if bound & others or precedence < PRODUCT:
+            # A number in a nested product stays with it: read back, the numbers of one
+            # product multiply, and 1e-299 (1e-21 x_i) as 1e-299 1e-21 x_i would need
+            # more digits than a number may have (and never reads as written).
+            if bound & others or precedence < PRODUCT or _holds_number(factor):
                 return self.parens(text)
             return text
         return self.wrap(factor, POWER, held)
@@ -574,6 +579,11 @@ def split_sign(term: Expr) -> tuple[bool, Expr]:
                 return True, rest[0]
             return True, Product(rest, term.out)
     return False, term
+
+
+def _holds_number(node: Expr) -> bool:
+    """Whether `node` is a product with a number among its factors."""
+    return isinstance(node, Product) and any(isinstance(f, Number) for f in node.factors)
 
 
 def _free_of(factors: list[Expr], positions) -> frozenset[str]:

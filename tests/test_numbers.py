@@ -314,3 +314,27 @@ def test_a_definition_used_with_other_indices_is_renamed():
     arrays = {"x": X, "y": 2 * X, "z": np.ones(3)}
     np.testing.assert_allclose(ic.evaluate(program, arrays), 2 * (X + 2 * X) + 1)
     assert ic.parse(program).free_indices == ("k",)
+
+
+def test_numbers_of_a_nested_product_print_with_it_so_the_text_reads_back():
+    """1e-299 (1e-21 x_i): each number fits, their product would need 321 digits. The
+    text keeps the inner product in parentheses, so reading it back folds nothing more
+    than the expression itself did."""
+    expr = ic.parse("1e-299 * δ_kj * (0.000000000000000000001 * y_n * x_j) * z_n")
+    for show in (str, ic.to_ascii):
+        text = show(expr)
+        assert "(1e-21 " in text, text
+        assert ic.parse(text) is expr
+    assert str(ic.parse("2 (3 x_i)")) == "2 (3 x_i)"
+
+
+def test_a_product_of_numbers_beyond_float64_is_inf_in_evaluation_and_generated_code():
+    text = "h1 = 1e299\nh1 .* h1 .* x_i"
+    x = np.array([1.0, 2.0])
+    with np.errstate(over="ignore"):
+        evaluated = ic.evaluate(text, x=x)
+        namespace: dict = {}
+        exec(ic.codegen(text, "f"), namespace)
+        generated = namespace["f"](x=x)
+    np.testing.assert_array_equal(evaluated, [np.inf, np.inf])
+    np.testing.assert_array_equal(generated, evaluated)
