@@ -360,3 +360,13 @@ def test_a_dimension_has_no_matrix_form_rather_than_an_ambiguous_tr_of_i():
         to_matrix(derivative)
     A = np.arange(6.0).reshape(2, 3)
     np.testing.assert_allclose(ic.evaluate(derivative, A=A, a=1.0), 2 * A.sum(axis=0))
+
+
+def test_a_broadcast_number_times_a_scalar_is_not_expanded_into_a_term_of_its_own():
+    """(A_ml² + 2) c − 1 expanded would hold the term 2 c, a scalar beside matrix terms,
+    which a sum cannot hold (only numbers are broadcast): it stays factored."""
+    text = "(A_ml^2 + 2) c - 1"
+    printed = to_matrix(text)
+    A, c = np.array([[0.5, -1.0], [2.0, 0.25]]), np.array(0.7)
+    expected = ic.evaluate(text, A=A, c=c, out="lm")  # rows and columns in sorted order
+    np.testing.assert_allclose(evaluate_matrix(printed, {"A": A, "c": c}), expected)

@@ -136,9 +136,12 @@ class Factorer(Pass):
         terms = []
         for chosen in choices:
             free = frozenset().union(*(f.free for f in chosen))
-            if free and free != node.free:
+            term = self.algebra.multiply(chosen, free)
+            # Only a number is broadcast in a sum: (2 + ε_ml²) μ has the term 2 μ, which
+            # is not, so it stays unexpanded.
+            if term.free != node.free and not isinstance(term, Number):
                 return None
-            terms.append(self.algebra.multiply(chosen, free))
+            terms.append(term)
         return tuple(terms)
 
 
