@@ -710,7 +710,9 @@ def rename_bound(node: Expr, names: frozenset[str]) -> Expr:
         if isinstance(node, Product):
             clashes = sorted(node.summed & names)
             if clashes:
-                fresh = fresh_indices(len(clashes), used | names)
+                # Letters new to the whole expression and to this node, which may hold
+                # letters an enclosing renaming chose.
+                fresh = fresh_indices(len(clashes), used | names | node.all_indices)
                 node = Product(
                     (rename(f, dict(zip(clashes, fresh, strict=True))) for f in node.factors),
                     node.out,

@@ -364,3 +364,25 @@ def test_a_renamed_inner_sum_takes_a_letter_used_nowhere_else():
     expected = ic.evaluate(expr, arrays, out="im")
     for show in (str, ic.to_ascii):
         np.testing.assert_allclose(ic.evaluate(ic.parse(show(expr)), arrays, out="im"), expected)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "(δ_ij) (S_ijj B_ki)",
+        "(δ_ij B_km) (∑_j(S_ijj) x_l B_ki A_ml)",
+        "(δ_nj) ∑_k(S_nkn) (B_in T_jin)",
+    ],
+)
+def test_traces_inside_renamed_products_keep_their_own_letter(text):
+    """Renaming i in (S_ijj B_ki) to l, then the trace's j beside the free j, must not
+    pick l again: S_lll is a diagonal, not the trace S_lmm."""
+    rng = np.random.default_rng(6)
+    shapes = {"S": (2, 2, 2), "B": (2, 2), "x": (2,), "A": (2, 2), "T": (2, 2, 2)}
+    arrays = {name: rng.normal(size=shape) for name, shape in shapes.items() if f"{name}_" in text}
+    expr = ic.parse(text)
+    expected = ic.evaluate(expr, arrays, dims={"i": 2, "j": 2, "n": 2})
+    for show in (str, ic.to_ascii):
+        reparsed = ic.parse(show(expr))
+        actual = ic.evaluate(reparsed, arrays, dims={"i": 2, "j": 2, "n": 2})
+        np.testing.assert_allclose(actual, expected)
