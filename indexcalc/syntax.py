@@ -343,6 +343,12 @@ class Builder(lark.Transformer):
 
     def hadamard(self, items):
         left, _, right = items
+        if isinstance(left.expr, Number) and isinstance(right.expr, Number):
+            # As juxtaposed numbers do: 1e-299 ⊙ 0.1 is 1e-300, past the bound.
+            product = self.number_node(
+                left.expr.value * right.expr.value, left.start, "this product"
+            )
+            return Piece(product, left.start)
         expr = Product((left.expr, right.expr), left.expr.free | right.expr.free)
         return Piece(expr, left.start, {**right.index_positions, **left.index_positions})
 

@@ -329,7 +329,7 @@ def test_numbers_of_a_nested_product_print_with_it_so_the_text_reads_back():
 
 
 def test_a_product_of_numbers_beyond_float64_is_inf_in_evaluation_and_generated_code():
-    text = "h1 = 1e299\nh1 .* h1 .* x_i"
+    text = "1e299 (1e299 x_i)"  # each fits; the plan multiplies them
     x = np.array([1.0, 2.0])
     with np.errstate(over="ignore"):
         evaluated = ic.evaluate(text, x=x)
@@ -338,3 +338,13 @@ def test_a_product_of_numbers_beyond_float64_is_inf_in_evaluation_and_generated_
         generated = namespace["f"](x=x)
     np.testing.assert_array_equal(evaluated, [np.inf, np.inf])
     np.testing.assert_array_equal(generated, evaluated)
+
+
+@pytest.mark.parametrize(
+    ("text", "column"), [("x_i + 1e-299 .* 1e-1", 7), ("h = 1e299; h ⊙ h", 12)]
+)
+def test_numbers_joined_by_hadamard_fold_within_the_bound_as_juxtaposed_ones_do(text, column):
+    with pytest.raises(NumberError, match="this product is too") as raised:
+        ic.parse(text)
+    assert raised.value.position == ic.errors.Position(1, column)
+    assert str(ic.parse("2 ⊙ 3")) == "6"
