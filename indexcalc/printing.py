@@ -31,6 +31,7 @@ from .expr import (
     fresh_index,
     memoised,
     node_count,
+    postorder,
     rename_bound,
     written_size,
 )
@@ -194,13 +195,14 @@ class TextPrinter(PrecedencePrinter):
                 f"has {node_count(node):,} distinct ones, but shared parts repeat each time "
                 f"they are used); evaluate it or generate code, which compute each part once"
             )
-        # Names the printer introduces are new to the whole expression: text is read back
-        # with sizes inferred by name, so a reused letter could take another index's size.
-        self._taken = set(node.all_indices)
         # An inner sum must not reuse the name of a free index no tensor carries (only a δ):
         # text is read back with sizes inferred by name, and Σ_i(T_mii) beside δ_ip would
         # lend that i the size of T's axis.
         node = rename_bound(node, frozenset(i for i in node.free if scoped_source(node, i) is None))
+        node = _distinct_dimensions(node)
+        # Names the printer introduces are new to the whole expression: text is read back
+        # with sizes inferred by name, so a reused letter could take another index's size.
+        self._taken = set(node.all_indices)
         return self.show(node, frozenset())[0]
 
     def fresh(self, avoid=()) -> str:
@@ -579,6 +581,51 @@ def split_sign(term: Expr) -> tuple[bool, Expr]:
                 return True, rest[0]
             return True, Product(rest, term.out)
     return False, term
+
+
+def _distinct_dimensions(root: Expr) -> Expr:
+    """`root` with each dimension Σ_k δ_kk that knows its axis, but whose letter k is
+    used elsewhere, renamed to a letter used nowhere.
+
+    Text is read back with sizes inferred by name: (δ_pp) beside a free p would read as
+    the size of p, which need not be the axis the dimension runs over. A fresh letter
+    reads back as a size to be given (`UnsizedIndexError`), never as a wrong one."""
+    nodes = postorder(root)
+    dimensions = {n: d for n in nodes if (d := _dimension_delta(n)) is not None}
+    if not dimensions:
+        return root
+    inside = set(dimensions.values())
+    used = set(root.free).union(
+        *(n.indices for n in nodes if isinstance(n, Indexed) and n not in inside)
+    )
+    taken = set(root.all_indices)
+    replaced: dict[Expr, Expr] = {}
+    for dimension, delta in dimensions.items():
+        if delta.indices[0] in used:
+            letter = fresh_index(taken)
+            taken.add(letter)
+            replaced[dimension] = Product((delta.with_indices((letter, letter)),), ())
+    if not replaced:
+        return root
+    memo: dict[Expr, Expr] = {}
+
+    def rebuilt(node: Expr) -> Expr:
+        if node in replaced:
+            return replaced[node]
+        return node.map_children(lambda child: memoised(memo, child, rebuilt))
+
+    return memoised(memo, root, rebuilt)
+
+
+def _dimension_delta(node: Expr) -> Delta | None:
+    """The δ of a dimension Σ_k δ_kk (a product of one δ over one repeated index, summed)
+    that knows the axis it runs over; None for any other node."""
+    if not isinstance(node, Product) or len(node.factors) != 1 or node.out:
+        return None
+    (delta,) = node.factors
+    if isinstance(delta, Delta) and len(set(delta.indices)) == 1 and delta.axis is not None:
+        return delta
+    return None
 
 
 def _holds_number(node: Expr) -> bool:
