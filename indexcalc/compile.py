@@ -276,6 +276,15 @@ class Compiled:
         )
 
     def __call__(self, arrays: Mapping[str, object] | None = None, /, **kw_arrays) -> Array:
+        try:
+            return self._call(arrays, kw_arrays)
+        except MemoryError as error:  # a user's sizes, not a bug: say so, as an error of ours
+            raise EvaluationError(
+                f"not enough memory for the arrays this evaluation makes ({error}); "
+                "compile(...).cost(arrays) tells their size before running"
+            ) from None
+
+    def _call(self, arrays: Mapping[str, object] | None, kw_arrays: dict) -> Array:
         given = _given(arrays, kw_arrays)
         try:
             values = [given[name] for name in self._names]

@@ -906,6 +906,11 @@ class Planner(Pass):
 
     def _plan_Epsilon(self, node: Epsilon) -> Planned:
         rank = len(node.indices)
+        if rank**rank > MAX_EPSILON_ELEMENTS:
+            raise EvaluationError(
+                f"ε of rank {rank} has {rank**rank:,} elements, too many to build (at most "
+                f"{MAX_EPSILON_ELEMENTS:,}: rank 8)"
+            )
         sizes = {i: Dim(rank) for i in node.indices}
         origin = {i: f"ε of rank {rank}" for i in node.indices}
         axes = tuple(sorted(set(node.indices)))
@@ -1111,6 +1116,9 @@ def _alone_indices(live: list[str], output: str) -> list[set[str]]:
         else set()
         for sub in live
     ]
+
+
+MAX_EPSILON_ELEMENTS = 8**8  # ε is built densely: rank 9 would be 387,420,489 floats
 
 
 def levi_civita(rank: int) -> np.ndarray:

@@ -629,8 +629,17 @@ def _dimension_delta(node: Expr) -> Delta | None:
 
 
 def _holds_number(node: Expr) -> bool:
-    """Whether `node` is a product with a number among its factors."""
-    return isinstance(node, Product) and any(isinstance(f, Number) for f in node.factors)
+    """Whether `node` is a product with a number among its factors, or among those of a
+    product it holds (a quotient's numerator: (1e299 x_i) / y_i prints as
+    1e299 x_i / y_i, its number at the top level of the text)."""
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, Product):
+            if any(isinstance(f, Number) for f in current.factors):
+                return True
+            stack.extend(f for f in current.factors if isinstance(f, Product))
+    return False
 
 
 def _free_of(factors: list[Expr], positions) -> frozenset[str]:

@@ -326,6 +326,8 @@ def test_numbers_of_a_nested_product_print_with_it_so_the_text_reads_back():
         assert "(1e-21 " in text, text
         assert ic.parse(text) is expr
     assert str(ic.parse("2 (3 x_i)")) == "2 (3 x_i)"
+    quotient = ic.parse("1e299 * ((1e299 * x_i) / (y_i^2 + 1)) * z_i")  # a numerator's
+    assert ic.parse(str(quotient)) is quotient
 
 
 def test_a_product_of_numbers_beyond_float64_is_inf_in_evaluation_and_generated_code():
@@ -348,3 +350,19 @@ def test_numbers_joined_by_hadamard_fold_within_the_bound_as_juxtaposed_ones_do(
         ic.parse(text)
     assert raised.value.position == ic.errors.Position(1, column)
     assert str(ic.parse("2 ⊙ 3")) == "6"
+
+
+def test_an_epsilon_too_large_to_build_is_an_evaluation_error_not_a_memory_error():
+    """ε is built densely; rank 10 would be 10^10 floats (a MemoryError before)."""
+    with pytest.raises(ic.EvaluationError, match="ε of rank 10 has 10,000,000,000 elements"):
+        ic.evaluate("eps_abcdefghij k_j", k=np.ones(10))
+    with pytest.raises(ic.CodegenError, match="ε of rank 9"):
+        ic.codegen("eps_abcdefghi k_i")
+
+
+def test_an_evaluation_that_runs_out_of_memory_is_an_evaluation_error():
+    """The outer product of six vectors of 1000 is 10^18 elements: NumPy refuses the
+    allocation with MemoryError, which reaches the user as an EvaluationError."""
+    vectors = {name: np.ones(1000) for name in "abcdef"}
+    with pytest.raises(ic.EvaluationError, match="not enough memory"):
+        ic.evaluate("a_i b_j c_k d_l e_m f_n", vectors)
