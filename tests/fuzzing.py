@@ -62,11 +62,6 @@ import numpy as np
 
 import indexcalc as ic
 from indexcalc import cli
-
-if __package__:  # python -m tests.fuzzing
-    from . import strategies
-else:  # imported from tests/, as pytest does
-    import strategies  # type: ignore[no-redef]
 from indexcalc.expr import (
     Delta,
     Epsilon,
@@ -78,6 +73,11 @@ from indexcalc.expr import (
     node_count,
     postorder,
 )
+
+if __package__:  # python -m tests.fuzzing
+    from . import strategies
+else:  # imported from tests/, as pytest does
+    import strategies  # type: ignore[no-redef]
 
 ALPHABET, DERIVATIVE_LETTERS = strategies.ALPHABET, strategies.DERIVATIVE_LETTERS
 NAMES, NUMBERS, VAR = strategies.NAMES, strategies.NUMBERS, strategies.VAR
