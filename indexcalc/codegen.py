@@ -364,6 +364,11 @@ def parameter_name(tensor: str) -> str:
     ``itertools_``). A tensor name never contains ``_``, so no two parameters clash."""
     if keyword.iskeyword(tensor) or tensor in _RESERVED:
         return f"{tensor}_"
+    if not tensor.isidentifier():  # a name with a character like ➌ that Python refuses
+        raise CodegenError(
+            f"tensor name {tensor!r} is not a Python identifier, so generated code cannot "
+            "take it as a parameter; rename the tensor"
+        )
     return tensor
 
 

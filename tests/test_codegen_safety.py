@@ -214,3 +214,11 @@ def test_long_chains_compile_and_compute_what_the_evaluator_computes(text):
     source = codegen(text, "f")
     assert max(len(line) for line in source.splitlines()) <= 88
     np.testing.assert_allclose(_run(source, arrays, "f"), ic.evaluate(text, arrays), rtol=1e-12)
+
+
+@pytest.mark.parametrize("text", ["S➌_ij x_j", "-༬Ẃ_ln", "፼_i x_i"])
+def test_a_name_python_cannot_take_as_a_parameter_is_a_codegen_error(text):
+    """Notation names may hold characters (➌, ༬) that no Python identifier may."""
+    ic.parse(text)  # fine as notation
+    with pytest.raises(ic.CodegenError, match="Python"):
+        codegen(text)
