@@ -8,6 +8,7 @@ budget (see docs/verification.md).
 
 import os
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -48,3 +49,13 @@ def pytest_addoption(parser):
         metavar="FILE",
         help="write the --fuzz summary and every failure to FILE (JSON)",
     )
+
+
+@pytest.fixture
+def jax():
+    """JAX with 64-bit floats enabled for the test, and the setting restored after it."""
+    jax = pytest.importorskip("jax")
+    previous = jax.config.jax_enable_x64
+    jax.config.update("jax_enable_x64", True)
+    yield jax
+    jax.config.update("jax_enable_x64", previous)

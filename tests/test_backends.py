@@ -448,16 +448,6 @@ def test_torch_contraction_of_mixed_float_dtypes_promotes(torch):
 # -- JAX ------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def jax():
-    """JAX with 64-bit floats enabled for the test, and the setting restored after it."""
-    jax = pytest.importorskip("jax")
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield jax
-    jax.config.update("jax_enable_x64", previous)
-
-
 @pytest.mark.parametrize("backend", ["auto", "jax"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 def test_jax_quadratic_form_and_logistic_regression(jax, backend, dtype):

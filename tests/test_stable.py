@@ -268,16 +268,6 @@ def _backend_cases():
         yield f"derivative {key}", ic.diff(text, wrt), out, closed_form
 
 
-@pytest.fixture
-def jax():
-    """JAX with 64-bit floats enabled for the test, and the setting restored after it."""
-    jax = pytest.importorskip("jax")
-    previous = jax.config.jax_enable_x64
-    jax.config.update("jax_enable_x64", True)
-    yield jax
-    jax.config.update("jax_enable_x64", previous)
-
-
 def _library(backend: str):
     """How to make an array of `backend` from NumPy's, and how to read one back."""
     if backend == "torch":
