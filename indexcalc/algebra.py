@@ -152,6 +152,8 @@ class Algebra:
         out = products[0][1].out
         if any(rest.out != out for _, rest in products):
             return None
+        if not _kinds_in_common(rest for _, rest in products):
+            return None
         products = self._with_aligned_dummies(products)
         common = Counter(products[0][1].factors)
         for _, rest in products[1:]:
@@ -222,6 +224,8 @@ class Algebra:
         return coefficient < 0, self.form.skeleton_text(skeleton), str(names)
 
     def scale(self, coefficient, node: Expr) -> Expr:
+        if coefficient == 1:
+            return node
         return self.multiply((Number(coefficient), node), node.free)
 
     def multiply(self, factors: Iterable[Expr], out: Iterable[str]) -> Expr:
@@ -562,6 +566,23 @@ def clear_caches() -> None:
     """Forget every cached simplification and canonical key (to time a cold start, or to
     free memory after work on large expressions)."""
     SHARED_ALGEBRAS.clear()
+
+
+def _kinds_in_common(products: Iterable[Product]) -> bool:
+    """Whether every product has a factor of one kind (a tensor's name, a node's type):
+    no renaming of summed indices makes a factor common otherwise, and a sum of thousands
+    of unlike terms (a0_ij x_j + a1_ij x_j + …) need not be aligned term by term."""
+    common: Counter | None = None
+    for product in products:
+        kinds = Counter(_kind(f) for f in product.factors)
+        common = kinds if common is None else common & kinds
+        if not common:
+            return False
+    return True
+
+
+def _kind(factor: Expr) -> object:
+    return factor.name if isinstance(factor, Tensor) else type(factor)
 
 
 def _aligned_dummies(reference: Product, term: Product) -> Product:

@@ -270,12 +270,21 @@ _NONE: frozenset[str] = frozenset()
 
 
 def _union(own: frozenset[str], parts: Iterable[frozenset[str]]) -> frozenset[str]:
-    """`own` joined with `parts`, reusing a set where the others add nothing to it."""
+    """`own` joined with `parts`, reusing a set where the others add nothing to it; once
+    they do, gathered in one mutable set, so a sum of n terms that each bring a new
+    tensor name costs O(n), not O(n²)."""
     result = own
+    grown: set[str] | None = None
     for part in parts:
-        if not part <= result:
-            result = part if result <= part else result | part
-    return result
+        if grown is not None:
+            grown.update(part)
+        elif not part <= result:
+            if result <= part:
+                result = part
+            else:
+                grown = set(result)
+                grown.update(part)
+    return result if grown is None else frozenset(grown)
 
 
 class Number(Expr):

@@ -30,7 +30,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
-from functools import partial, reduce
+from functools import lru_cache, partial, reduce
 from typing import Any
 
 import numpy as np
@@ -1039,8 +1039,8 @@ class Planner(Pass):
             self.note(_elements(class_size[r] for r in kept_roots) if subscripts else 1)
             return
         spec = f"{','.join(subscripts)}->{output}"
-        _, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
-        self.note(int(info.largest_intermediate), int(info.opt_cost))
+        _, largest, cost = _opt_einsum_path(spec, tuple(map(tuple, shapes)))
+        self.note(largest, cost)
 
 
 def contraction_path(subscripts: list[str], output: str, shapes) -> tuple:
@@ -1092,7 +1092,7 @@ def contraction_path(subscripts: list[str], output: str, shapes) -> tuple:
     if not live:
         return tuple(path)
     spec = f"{','.join(live)}->{output}"
-    steps, _ = opt_einsum.contract_path(spec, *live_shapes, shapes=True, optimize="auto")
+    steps, _, _ = _opt_einsum_path(spec, tuple(live_shapes))
     for positions in steps:
         positions = tuple(sorted(positions))
         taken = [live[p] for p in positions]
@@ -1104,6 +1104,15 @@ def contraction_path(subscripts: list[str], output: str, shapes) -> tuple:
         path.append((positions, result))
         live.append(result)
     return tuple(path)
+
+
+@lru_cache(maxsize=4096)
+def _opt_einsum_path(spec: str, shapes: tuple[tuple[int, ...], ...]) -> tuple[tuple, int, int]:
+    """opt_einsum's path for `spec` on arrays of `shapes`, with the largest intermediate
+    and the cost it prices, remembered: a sum of thousands of terms of one form (a0_ij
+    x_j + a1_ij x_j + …) asks the same question thousands of times."""
+    steps, info = opt_einsum.contract_path(spec, *shapes, shapes=True, optimize="auto")
+    return tuple(map(tuple, steps)), int(info.largest_intermediate), int(info.opt_cost)
 
 
 def _alone_indices(live: list[str], output: str) -> list[set[str]]:
