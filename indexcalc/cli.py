@@ -34,7 +34,7 @@ import indexcalc as ic
 
 from .check import CHECK_SIZE, RANDOM_HIGH, RANDOM_LOW, check_derivatives, comma_chains
 from .diff import parse_variable
-from .expr import Delta, Derivative, Epsilon, Expr, Tensor, postorder
+from .expr import Delta, Derivative, Epsilon, Expr, SizeOf, Tensor, postorder
 from .plan import Broadcast, Embed, Fill, Plan
 from .printing import PRINTERS
 from .sizes import unified_shapes
@@ -595,6 +595,8 @@ def check_dims_agree(
                 union(index, node.indices[0])
             if isinstance(node.axis, tuple):
                 union(node.indices[0], node.axis)
+            elif isinstance(node.axis, SizeOf):
+                union(node.indices[0], node.axis.index)
             elif isinstance(node.axis, int):
                 fixed.append((node.indices[0], node.axis, f"a δ over {node.axis} values"))
         elif isinstance(node, Epsilon):

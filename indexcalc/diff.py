@@ -33,7 +33,7 @@ from .expr import (
     rename,
 )
 from .functions import FUNCTIONS
-from .sizes import with_delta_axes
+from .sizes import with_delta_axes, without_own_names
 from .syntax import parse
 
 
@@ -141,7 +141,8 @@ def carry_out(node: Expr, algebra: Algebra) -> Expr:
     """`node` simplified by `algebra`, with its comma derivatives carried out; each δ
     keeps the size it has in `node` (see `sizes.with_delta_axes`)."""
     with factor_budget():
-        return CommaDerivatives(algebra, algebra.memo("carried out"))(with_delta_axes(node))
+        carried = CommaDerivatives(algebra, algebra.memo("carried out"))(with_delta_axes(node))
+    return without_own_names(carried)
 
 
 def parse_variable(wrt) -> Tensor:

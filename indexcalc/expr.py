@@ -22,6 +22,7 @@ import functools
 import threading
 import weakref
 from collections.abc import Callable, Hashable, Iterable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any, ClassVar, TypeVar
 
@@ -366,18 +367,29 @@ class ConstantTensor(Indexed):
 
 
 TensorAxis = tuple[str, int]  # an input tensor's name and one of its axes
-Extent = TensorAxis | int  # what a δ's indices run over: a tensor's axis, or a fixed size
+
+
+@dataclass(frozen=True)
+class SizeOf:
+    """The size `dims` gives an index name: what a δ tied only to such an index runs over
+    (Σ_m(δ_nm) with n sized by ``dims``), however its own indices are renamed later."""
+
+    index: str
+
+
+Extent = TensorAxis | int | SizeOf  # what a δ's indices run over
 
 
 class Delta(ConstantTensor):
     """The Kronecker delta: 1 where all indices are equal. ``δ_ii`` summed is a dimension.
 
     `axis` is what the δ's indices run over, where that is known: an input tensor's axis
-    (∂W_ij/∂W_ab = δ_ia δ_jb runs over W's axes (W, 0) and (W, 1)), or a fixed size (the
-    rank of an ε that sized them). It is how a derivative that no longer reads W still
-    evaluates from W's array, and it survives renaming and contraction. A δ the user
-    writes has none until differentiation or simplification records the size its indices
-    have in the whole expression (`sizes.with_delta_axes`). The axis is not printed.
+    (∂W_ij/∂W_ab = δ_ia δ_jb runs over W's axes (W, 0) and (W, 1)), a fixed size (the
+    rank of an ε that sized them), or the size `dims` gives a name (`SizeOf`). It is how
+    a derivative that no longer reads W still evaluates from W's array, and it survives
+    renaming and contraction. A δ the user writes has none until differentiation or
+    simplification records the size its indices have in the whole expression
+    (`sizes.with_delta_axes`). The axis is not printed.
     """
 
     __slots__ = ()

@@ -50,6 +50,7 @@ from .expr import (
     Number,
     Power,
     Product,
+    SizeOf,
     Sum,
     Tensor,
     TensorAxis,
@@ -609,6 +610,10 @@ class Planner(Pass):
         for source in candidates:
             if isinstance(source, int):
                 return Dim(source)
+            if isinstance(source, SizeOf):
+                if source.index in self.dims:
+                    return Dim(self.dims[source.index])
+                continue
             name, axis = source
             if name in self.shapes or self.default_size is not None:
                 value = size_from([source], self.shapes)

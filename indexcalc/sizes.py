@@ -14,9 +14,20 @@ from collections.abc import Iterable, Mapping, Sequence
 from numbers import Integral
 
 from .errors import EvaluationError
-from .expr import Delta, Epsilon, Expr, Number, Tensor, TensorAxis, memoised, postorder
+from .expr import (
+    Delta,
+    Epsilon,
+    Expr,
+    Number,
+    SizeOf,
+    Tensor,
+    TensorAxis,
+    delta_classes,
+    memoised,
+    postorder,
+)
 
-Source = int | TensorAxis
+Source = int | TensorAxis | SizeOf
 
 
 def index_sources(roots: Sequence[Expr], dims: Mapping[str, int]) -> dict[str, Source]:
@@ -67,22 +78,58 @@ def with_delta_axes(root: Expr) -> Expr:
     (`δ_kk` beside `Σ_k(x_k)`). Recording that axis or rank on the δ (see `Delta.axis`)
     keeps the size when differentiation or simplification drops the tensor, so a result
     evaluates from the same arrays, with the same sizes, as the expression it came from.
-    Sizes that only `dims` gives stay with the index's name.
+    A δ that nothing sizes but `dims` records the name it is sized by (`SizeOf`), one for
+    all the δs tied together: a free index of `root` among them, whose name no renaming
+    changes, else the first; so δ_ij δ_jk and δ_ik still run over the same values.
     """
     nodes = postorder(root)
     if not any(isinstance(n, Delta) and n.axis is None for n in nodes):
         return root
     sources = index_sources([root], {})
+    deltas = [n for n in nodes if isinstance(n, Delta)]
+    find = delta_classes(deltas)
+    named: dict[str, str] = {}
+    for index in sorted(
+        {i for d in deltas for i in d.indices}, key=lambda i: (i not in root.free, i)
+    ):
+        named.setdefault(find(index), index)
     memo: dict[Expr, Expr] = {}
 
     def tied(node: Expr) -> Expr:
         if isinstance(node, Delta) and node.axis is None:
             axes = [sources[i] for i in sorted(set(node.indices)) if i in sources]
             axes.sort(key=lambda source: isinstance(source, int))  # tensor axes first
-            return Delta(node.indices, axes[0]) if axes else node
+            extent = axes[0] if axes else SizeOf(named[find(node.indices[0])])
+            return Delta(node.indices, extent)
         return node.map_children(lambda child: memoised(memo, child, tied))
 
     return memoised(memo, root, tied)
+
+
+def without_own_names(root: Expr) -> Expr:
+    """`root` with `SizeOf` dropped from each δ that holds the index it names: such a δ is
+    sized by that name either way, and a result reads as it would have been written
+    (``simplify("δ_ij δ_jk")`` is ``δ_ik``). Only for results: a later renaming of the
+    index would need the `SizeOf` again."""
+    nodes = postorder(root)
+    if not any(_own_name(n) for n in nodes):
+        return root
+    memo: dict[Expr, Expr] = {}
+
+    def plain(node: Expr) -> Expr:
+        if isinstance(node, Delta) and _own_name(node):
+            return Delta(node.indices)
+        return node.map_children(lambda child: memoised(memo, child, plain))
+
+    return memoised(memo, root, plain)
+
+
+def _own_name(node: Expr) -> bool:
+    return (
+        isinstance(node, Delta)
+        and isinstance(node.axis, SizeOf)
+        and node.axis.index in node.indices
+    )
 
 
 def scoped_source(root: Expr, index: str, *, deltas: bool = False) -> Source | None:
@@ -125,6 +172,8 @@ def size_from(sources: Iterable[Source], shapes: Mapping[str, Sequence[int]]) ->
     for source in sources:
         if isinstance(source, int):
             return source
+        if isinstance(source, SizeOf):
+            continue
         name, axis = source
         shape = shapes.get(name)
         if shape is not None and axis < len(shape):
@@ -189,6 +238,8 @@ def unified_shapes(
                 union(index, node.indices[0])
             if isinstance(node.axis, tuple):
                 union(("axis", *node.axis), node.indices[0])
+            elif isinstance(node.axis, SizeOf):
+                union(node.axis.index, node.indices[0])
             elif isinstance(node.axis, int):
                 reasons.append((node.indices[0], node.axis, f"a δ over {node.axis} values"))
         elif isinstance(node, Epsilon):

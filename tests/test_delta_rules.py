@@ -346,6 +346,26 @@ def test_a_trace_sized_by_an_epsilon_keeps_that_size_when_the_epsilon_vanishes()
     assert np.isclose(ic.evaluate(ic.simplify(text)), -0.2)
 
 
+def test_a_sum_tied_by_a_delta_to_a_free_index_keeps_its_size_when_simplified():
+    """n has no size of its own: δ_kn ties it to k, which dims sizes. Simplified, Σ_n 1
+    no longer holds that δ, and must still count k's values, from dims for k alone."""
+    text = "Σ_n(δ_kn - 0.5)"  # 1 - n/2 for each k
+    for size in (3, 4):
+        expected = np.full(size, 1 - size / 2)
+        np.testing.assert_array_equal(ic.evaluate(text, dims={"k": size}), expected)
+        np.testing.assert_array_equal(ic.evaluate(ic.simplify(text), dims={"k": size}), expected)
+
+
+def test_a_derivative_of_a_sum_tied_by_a_delta_evaluates_with_the_same_dims():
+    """∂/∂c of c Σ_m(δ_nm + 2) x_l is (1 + 2 n) x_l for each n: m's size is n's."""
+    x = np.array([0.5, -1.0, 2.0])
+    text = "c Σ_m(δ_nm + 2) x_l"
+    assert ic.evaluate(text, c=1.0, x=x, dims={"n": 2}, out="nl").shape == (2, 3)
+    derivative = ic.diff(text, "c")
+    value = ic.evaluate(derivative, c=1.0, x=x, dims={"n": 2}, out="nl")
+    np.testing.assert_allclose(value, np.tile(5 * x, (2, 1)))
+
+
 def test_a_vanished_derivative_takes_its_index_size_from_the_variable_only():
     """p is summed inside the expression over B's axis of size 4; the derivative's p runs
     over x's 5 values."""
