@@ -25,7 +25,6 @@ from .deltas import (
     dimension,
     is_dimension,
     nest_dimensions,
-    ones_factors,
     sized_by_name,
     sum_to_distribute,
 )
@@ -51,6 +50,7 @@ from .expr import (
     rename,
     small_power,
 )
+from .sizes import ones_factors
 
 # f(c) for numbers c where the value is exact.
 _FOLDS: dict[tuple[str, Fraction | int], Fraction | int] = {

@@ -12,8 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 
-from .expr import Delta, Epsilon, Expr, Extent, Indexed, Product, Sum, Tensor, rename
-from .sizes import scoped_source
+from .expr import Delta, Epsilon, Expr, Indexed, Product, Sum, Tensor, rename
 
 
 def sum_to_distribute(factors: list[Expr], out: frozenset[str]) -> int | None:
@@ -42,21 +41,6 @@ def _contracts(delta: Expr, factors: list[Expr], summed: frozenset[str]) -> bool
         if _replace_in_all(others, old, new) is not None:
             return True
     return False
-
-
-def ones_factors(indices, *sources: Expr) -> list[Delta]:
-    """δ_ii for each index i: ones over i, or summed the size of i. Each keeps the axis of
-    a tensor in `sources` indexed by i, so its size stays known from that tensor's array
-    after the tensor itself is gone."""
-    if not indices:
-        return []
-    axes: dict[str, Extent] = {}
-    for index in indices:
-        found = (scoped_source(s, index, deltas=True) for s in sources if index in s.free)
-        axis = next((a for a in found if a is not None), None)
-        if axis is not None:
-            axes[index] = axis
-    return [Delta((i, i), axes.get(i)) for i in sorted(indices)]
 
 
 def is_dimension(node: Expr) -> bool:
@@ -200,7 +184,6 @@ __all__ = [
     "is_dimension",
     "nest_dimensions",
     "normal_delta",
-    "ones_factors",
     "replace_index",
     "sized_by_name",
     "sum_to_distribute",

@@ -17,6 +17,7 @@ from typing import Any, TypeGuard
 from .dispatch import Pass
 from .errors import TooLargeError
 from .expr import (
+    ONE,
     Delta,
     Derivative,
     Expr,
@@ -292,7 +293,7 @@ class TextPrinter(PrecedencePrinter):
 
     def _print_Sum(self, node: Sum, held):
         terms = []
-        for term in node.terms:
+        for term in unbroadcast_terms(node):
             negative, positive = split_sign(term)
             terms.append((negative, self.wrap(positive if negative else term, HADAMARD, held)))
         return self.signed_terms(terms), SUM
@@ -564,6 +565,40 @@ def _repeated(indices) -> frozenset[str]:
 def _is_reciprocal(node: Expr) -> TypeGuard[Power]:
     return (
         isinstance(node, Power) and isinstance(node.exponent, Number) and node.exponent.value == -1
+    )
+
+
+def unbroadcast_terms(node: Sum) -> tuple[Expr, ...]:
+    """The terms of a sum as the user writes them: without the ones a term is broadcast
+    with (`b ⊙ 𝟏_n` beside `X_nd w_d` is `b`), where a term holds every free index
+    without them, so that reading the text back broadcasts them again."""
+    stripped = tuple(_without_ones(term) for term in node.terms)
+    if any(term.free == node.free for term in stripped):
+        return stripped
+    return node.terms
+
+
+def _without_ones(term: Expr) -> Expr:
+    """A product without its factors of ones over kept indices (δ_nn with n free)."""
+    if not isinstance(term, Product):
+        return term
+    rest = [f for f in term.factors if not _is_ones(f, term.out)]
+    if len(rest) == len(term.factors):
+        return term
+    out = frozenset(term.out) & frozenset().union(*(f.free for f in rest))
+    if not rest:
+        return ONE
+    if len(rest) == 1 and rest[0].free == out:
+        return rest[0]
+    return Product(rest, out)
+
+
+def _is_ones(factor: Expr, out: Iterable[str]) -> bool:
+    return (
+        isinstance(factor, Delta)
+        and len(factor.indices) == 2
+        and factor.indices[0] == factor.indices[1]
+        and factor.indices[0] in out
     )
 
 

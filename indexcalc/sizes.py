@@ -18,7 +18,9 @@ from .expr import (
     Delta,
     Epsilon,
     Expr,
+    Extent,
     Number,
+    Product,
     SizeOf,
     Tensor,
     TensorAxis,
@@ -130,6 +132,39 @@ def _own_name(node: Expr) -> bool:
         and isinstance(node.axis, SizeOf)
         and node.axis.index in node.indices
     )
+
+
+def broadcast_terms(terms: Sequence[Expr]) -> list[Expr]:
+    """The terms of a sum, each broadcast over the sum's free indices it lacks: a bias
+    `b_a` beside `X_nd W_da` becomes `b_a` times ones over n (`ones_factors`, sized by
+    the terms that hold n). A number stays as it is, broadcast by the sum itself. The
+    caller has checked that some term holds every free index of the sum."""
+    free = frozenset().union(*(t.free for t in terms))
+    full = [t for t in terms if t.free == free]
+    result = []
+    for term in terms:
+        missing = free - term.free
+        if not missing or isinstance(term, Number):
+            result.append(term)
+        else:
+            ones = ones_factors(missing, *full)
+            result.append(Product((term, *ones), term.free | missing))
+    return result
+
+
+def ones_factors(indices, *sources: Expr) -> list[Delta]:
+    """δ_ii for each index i: ones over i, or summed the size of i. Each keeps the axis of
+    a tensor in `sources` indexed by i, so its size stays known from that tensor's array
+    after the tensor itself is gone."""
+    if not indices:
+        return []
+    axes: dict[str, Extent] = {}
+    for index in indices:
+        found = (scoped_source(s, index, deltas=True) for s in sources if index in s.free)
+        axis = next((a for a in found if a is not None), None)
+        if axis is not None:
+            axes[index] = axis
+    return [Delta((i, i), axes.get(i)) for i in sorted(indices)]
 
 
 def scoped_source(root: Expr, index: str, *, deltas: bool = False) -> Source | None:

@@ -55,6 +55,7 @@ from .expr import (
     too_precise,
 )
 from .functions import ALIASES, FUNCTIONS, lookup
+from .sizes import broadcast_terms
 
 RESERVED = frozenset(FUNCTIONS) | frozenset(ALIASES) | {"delta", "eps", "sum", "δ", "ε", "Σ"}
 
@@ -97,7 +98,7 @@ class Terms:
 
     def sum(self) -> Expr:
         if self._sum is None:
-            self._sum = Sum(_flatten(self.items))
+            self._sum = Sum(broadcast_terms(_flatten(self.items)))
         return self._sum
 
 
@@ -128,7 +129,7 @@ class Piece:
     definition that is such a chain holds the definition's `Terms` in `shared`.
     """
 
-    __slots__ = ("_expr", "free", "index_positions", "shared", "start", "terms")
+    __slots__ = ("_expr", "_free", "index_positions", "shared", "start", "terms", "unheld")
 
     def __init__(
         self,
@@ -138,22 +139,34 @@ class Piece:
         terms: list[Expr | Terms] | None = None,
         free: frozenset[str] = frozenset(),
         shared: Terms | None = None,
+        unheld: IndexNotationError | None = None,
     ):
         self._expr = expr
         self.terms = terms
         self.shared = shared
         self.start = start
         self.index_positions = index_positions or {}
-        self.free = expr.free if expr is not None else free
+        self._free = expr.free if expr is not None else free
+        # A chain of terms none of which holds all its free indices: an error once the
+        # chain is used, unless a later term holds them all (b_a + c_n + X_na).
+        self.unheld = unheld
+
+    @property
+    def free(self) -> frozenset[str]:
+        if self.unheld is not None:
+            raise self.unheld
+        return self._free
 
     @property
     def expr(self) -> Expr:
+        if self.unheld is not None:
+            raise self.unheld
         if self._expr is None:
             if self.shared is not None:
                 self._expr = self.shared.sum()
             else:
                 assert self.terms is not None  # a piece is an expression or a chain of terms
-                self._expr = Sum(_flatten(self.terms))
+                self._expr = Sum(broadcast_terms(_flatten(self.terms)))
                 self.terms = None
         return self._expr
 
@@ -322,12 +335,18 @@ class Builder(lark.Transformer):
         return self._sum(items[0], items[1], sign=-1)
 
     def _sum(self, left: Piece, right: Piece, sign: int) -> Piece:
-        broadcast = left.number is not None or right.number is not None
-        if left.free != right.free and not broadcast:
-            raise self.error(
+        # A term is broadcast over the free indices it lacks, where another term holds
+        # every free index of the sum (X_nd w_d + b, x_i - mu); x_i + y_j has none.
+        if right.unheld is not None:  # a parenthesised sum must hold up on its own
+            raise right.unheld
+        free = left._free | right._free
+        unheld = None
+        if not any(side.unheld is None and side._free == free for side in (left, right)):
+            unheld = left.unheld or self.error(
                 IndexNotationError,
-                f"the terms of a sum must have the same free indices, but "
-                f"{_show(sorted(left.free))} is added to {_show(sorted(right.free))}",
+                f"the terms of a sum must have the same free indices, or one term must hold "
+                f"all the others' (a term is broadcast over those it lacks), but "
+                f"{_show(sorted(left._free))} is added to {_show(sorted(right._free))}",
                 right.start,
             )
         if sign < 0:
@@ -339,7 +358,7 @@ class Builder(lark.Transformer):
         terms = left.term_items()
         terms.extend(right.term_items())
         positions = {**right.index_positions, **left.index_positions}
-        return Piece(None, left.start, positions, terms, left.free | right.free)
+        return Piece(None, left.start, positions, terms, free, unheld=unheld)
 
     def hadamard(self, items):
         left, _, right = items

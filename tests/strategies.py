@@ -322,8 +322,16 @@ class Generator:
 
     def sum(self, free, held, depth, avoid) -> Piece:
         first = self.expr(free, held, depth)
-        broadcast = self.choices.integer(0, 4) == 0  # a number term is broadcast
-        second = self.number() if broadcast else self.expr(free, held, depth)
+        kind = self.choose(["same", "same", "number", "broadcast"])
+        if kind == "number":
+            second = self.number()
+        elif kind == "broadcast":  # a term over some of the indices, broadcast over the rest
+            kept = frozenset(x for x in sorted(free) if self.coin())
+            second = self.expr(kept, held, depth)
+            if self.coin():  # the smaller term first: b_a + X_na
+                first, second = second, first
+        else:
+            second = self.expr(free, held, depth)
         sign = self.choose(["+", "-"])
         return Piece(f"{first.operand(SUM)} {sign} {second.operand(HADAMARD)}", SUM)
 

@@ -77,20 +77,28 @@ ERRORS = [
         id="sum-mismatch",
     ),
     pytest.param(
-        "x_i x_i + y_i",
+        "x_i x_i + y_i + z_j",
         "x",
         IndexNotationError,
-        ["same free indices", "{} (none) is added to {i}"],
-        (1, 11),
-        id="sum-scalar-vector",
+        ["one term must hold all the others'", "{i} is added to {j}"],
+        (1, 17),
+        id="sum-broadcast-mismatch",
     ),
     pytest.param(
-        "x_i ⊙ y_j + z_i",
+        "x_i ⊙ y_j + z_k",
         "x",
         IndexNotationError,
-        ["{i, j} is added to {i}"],
+        ["{i, j} is added to {k}"],
         (1, 13),
         id="sum-hadamard",
+    ),
+    pytest.param(
+        "A_ij - (b_i + c_j)",
+        "x",
+        IndexNotationError,
+        ["{i} is added to {j}"],
+        (1, 15),
+        id="sum-parenthesised-mismatch",
     ),
     pytest.param(
         "x_i A_ij x_i",
@@ -343,7 +351,8 @@ def test_error_classes_form_one_hierarchy() -> None:
     [
         (
             "x_i + y_j",
-            "the terms of a sum must have the same free indices, but {i} is added to {j} "
+            "the terms of a sum must have the same free indices, or one term must hold all "
+            "the others' (a term is broadcast over those it lacks), but {i} is added to {j} "
             "(at line 1:7)\nx_i + y_j\n      ^",
         ),
         (
