@@ -49,6 +49,7 @@ from .expr import (
     memoised,
     rename,
     small_power,
+    written_size,
 )
 from .sizes import ones_factors
 
@@ -113,6 +114,39 @@ class Algebra:
         sum that folds to a number keeps its free indices, as that number times ones.
         """
         terms = list(_flatten_sum(terms))
+        result = self._collect(terms)
+        if _expanding.get() or len(terms) > MAX_EXPANDED_TERMS:
+            return result
+        if not any(_expandable(split_coefficient(t)[1]) for t in terms):
+            return result
+        # Multiplied out, the terms may cancel or collect: -(1 - y) - y is -1, and
+        # σ(1 - σ) + σ² is σ. Kept only where that is smaller.
+        token = _expanding.set(True)
+        try:
+            expanded = self._collect([piece for t in terms for piece in self._multiplied_out(t)])
+        finally:
+            _expanding.reset(token)
+        cap = 100 * MAX_EXPANDED_TERMS
+        return expanded if written_size(expanded, cap) < written_size(result, cap) else result
+
+    def _multiplied_out(self, term: Expr) -> list[Expr]:
+        """`term` as a list of terms, multiplied out over its first sum factor."""
+        coefficient, rest = split_coefficient(term)
+        if isinstance(rest, Sum):
+            return [self.scale(coefficient, t) for t in rest.terms]
+        if not _expandable(rest):
+            return [term]
+        assert isinstance(rest, Product)  # _expandable says so
+        position = next(k for k, f in enumerate(rest.factors) if _short_sum(f))
+        total = rest.factors[position]
+        assert isinstance(total, Sum)
+        others = [Number(coefficient), *rest.factors[:position], *rest.factors[position + 1 :]]
+        return [
+            self.multiply([*others, t, *ones_factors(total.free - t.free, total)], rest.out)
+            for t in total.terms
+        ]
+
+    def _collect(self, terms: list[Expr]) -> Expr:
         constant = Fraction(0)
         collected: dict[tuple, list] = {}
         for term in terms:
@@ -313,6 +347,9 @@ class Algebra:
                 return self.power(base.base, Number(base.exponent.value * n))
             if isinstance(base, Delta) and (n > 0 or len(set(base.indices)) == 1):
                 return base  # δ is 0 or 1, and δ_ii is ones: a power changes nothing
+            exponent_of_e = _one_plus_exp(base)
+            if n == -1 and exponent_of_e is not None:  # 1 / (1 + e^w) = σ(-w)
+                return self.func("sigmoid", self.scale(-1, exponent_of_e))
         if isinstance(base, Number) and base.value == 1:
             return ONE
         return Power(base, exponent)
@@ -327,7 +364,28 @@ class Algebra:
             folded = _fold_function(name, arg.value)
             if folded is not None:
                 return Number(folded)
+        if isinstance(arg, Func) and (name, arg.name) in _INVERSES:
+            return arg.arg  # log(exp(u)) = u; exp(log(u)) = u where log(u) is defined
+        if name == "log":
+            split = self._log_of_positive_product(arg)
+            if split is not None:
+                return split
         return Func(name, arg)
+
+    def _log_of_positive_product(self, arg: Expr) -> Expr | None:
+        """log(u v^p) = log(u) + p log(v) for factors known to be positive (exp, σ, sums of
+        them, positive numbers), each over all of the product's indices or none, so the
+        log-softmax log(exp(z_i) / Σ_j(exp(z_j))) becomes z_i - log(Σ_j(exp(z_j))). None
+        where the rule does not apply; it never applies where it could change a value."""
+        if isinstance(arg, Power) and isinstance(arg.exponent, Number) and is_positive(arg.base):
+            return self.scale(arg.exponent.value, self.func("log", arg.base))
+        if not isinstance(arg, Product) or arg.summed or len(arg.factors) < 2:
+            return None
+        out = frozenset(arg.out)
+        if not all(is_positive(f) and f.free in (out, frozenset()) for f in arg.factors):
+            return None
+        terms = [self.func("log", f) for f in arg.factors]
+        return self.add(self.multiply([t, *ones_factors(out - t.free, arg)], out) for t in terms)
 
     # -- product helpers --------------------------------------------------------------
 
@@ -390,7 +448,9 @@ class Algebra:
         return [dimension(deltas[index]) for index in sorted(deltas)]
 
     def _sigmoids(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
-        """e^v ⊙ (1 + e^v)^-1 → σ(v), the form the chain rule gives for log(1 + e^v)."""
+        """e^v ⊙ (1 + e^v)^-1 → σ(v), the form the chain rule gives for log(1 + e^v);
+        e^v ⊙ σ(-v) → σ(v), as `power` writes (1 + e^v)^-1."""
+        factors = self._exp_times_sigmoid(factors, out)
         if not any(isinstance(f, Power) and isinstance(f.base, Sum) for f in factors):
             return factors  # no (1 + e^v)^-n: the common case, checked cheaply
         for k, factor in enumerate(factors):
@@ -411,6 +471,27 @@ class Algebra:
                 rest.append(self.power(base, Number(exponent + power)))
                 rest.append(self.power(exp, Number(other_exponent - power)))
                 return self._merge_powers([f for f in rest if f is not ONE], out)
+        return factors
+
+    def _exp_times_sigmoid(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
+        sigmoids = [(k, f) for k, f in enumerate(factors) if isinstance(f, Func)]
+        for k, sigmoid in sigmoids:
+            if sigmoid.name != "sigmoid":
+                continue
+            for m, other in enumerate(factors):
+                base, exponent = _as_power(other)
+                if not (isinstance(base, Func) and base.name == "exp") or exponent is None:
+                    continue
+                v = base.arg
+                if exponent < 1 or not _negatives(v, sigmoid.arg):
+                    continue
+                if not v.free <= out | _free_elsewhere(factors, k, m):
+                    continue
+                rest = [f for j, f in enumerate(factors) if j not in (k, m)]
+                rest.append(Func("sigmoid", v))
+                if exponent > 1:
+                    rest.append(self.power(base, Number(exponent - 1)))
+                return self._merge_powers(rest, out)
         return factors
 
     def _merge_equal_scalars(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
@@ -792,6 +873,60 @@ def _as_power(node: Expr) -> tuple[Expr, Fraction | None]:
             return node.base, node.exponent.value
         return node, None
     return node, Fraction(1)
+
+
+# Sums that `Algebra.add` tries multiplied out: few terms, each over a short sum.
+MAX_EXPANDED_TERMS = 8
+MAX_EXPANDED_SUM = 4
+_expanding: ContextVar[bool] = ContextVar("indexcalc_expanding", default=False)
+
+
+def _expandable(rest: Expr) -> bool:
+    """A sum, or a product with a short sum among its factors."""
+    return _short_sum(rest) or (
+        isinstance(rest, Product) and any(_short_sum(f) for f in rest.factors)
+    )
+
+
+def _short_sum(node: Expr) -> bool:
+    return isinstance(node, Sum) and len(node.terms) <= MAX_EXPANDED_SUM
+
+
+# f(g(u)) = u: log(exp(u)) for every u, exp(log(u)) where log(u) is defined (u > 0).
+_INVERSES = {("log", "exp"), ("exp", "log")}
+# Functions whose value is positive for every argument.
+_POSITIVE_FUNCTIONS = {"exp", "sigmoid", "softplus"}
+
+
+def _negatives(u: Expr, v: Expr) -> bool:
+    """Whether u = -v, by their coefficients: x and -x, 2 a and -2 a."""
+    (a, rest_a), (b, rest_b) = split_coefficient(u), split_coefficient(v)
+    return a == -b and rest_a is rest_b
+
+
+def _one_plus_exp(node: Expr) -> Expr | None:
+    """w where `node` is 1 + exp(w), else None."""
+    if not isinstance(node, Sum) or len(node.terms) != 2 or node.terms[0] != ONE:
+        return None
+    term = node.terms[1]
+    return term.arg if isinstance(term, Func) and term.name == "exp" else None
+
+
+def is_positive(node: Expr) -> bool:
+    """Whether `node` is positive wherever it is defined, by its form: a positive number,
+    exp, σ or softplus of anything, and sums, products and powers of such (Σ_j(exp(z_j)),
+    1 + exp(u)). False where it does not know."""
+    if isinstance(node, Number):
+        return node.value > 0
+    if isinstance(node, Func):
+        return node.name in _POSITIVE_FUNCTIONS
+    if isinstance(node, Power):
+        return is_positive(node.base) and isinstance(node.exponent, Number)
+    if isinstance(node, Sum):
+        return all(is_positive(t) for t in node.terms)
+    if isinstance(node, Product):
+        return all(is_positive(f) for f in node.factors)
+    return False
 
 
 def _fold_function(name: str, value: Fraction) -> Fraction | None:

@@ -20,12 +20,14 @@ from .expr import (
     ONE,
     Delta,
     Derivative,
+    Epsilon,
     Expr,
     Func,
     Indexed,
     Number,
     Power,
     Product,
+    SizeOf,
     Sum,
     Tensor,
     connected_parts,
@@ -324,8 +326,7 @@ class TextPrinter(PrecedencePrinter):
         out = set(node.out)
         numerators = [f for f in factors if not _is_reciprocal(f)]
         denominators = [f.base for f in factors if _is_reciprocal(f)]
-        numerator_free = set().union(*(f.free for f in numerators))
-        if denominators and all(d.free <= out and d.free <= numerator_free for d in denominators):
+        if denominators and _divisible(numerators, denominators, out):
             if numerators or coefficient == 1:
                 text, precedence = self.product_text(numerators, out, held)
             else:  # 2 / x: the coefficient is the numerator
@@ -568,6 +569,20 @@ def _is_reciprocal(node: Expr) -> TypeGuard[Power]:
     )
 
 
+def _divisible(numerators: list[Expr], denominators: list[Expr], out: set[str]) -> bool:
+    """Whether ``n / d1 / d2 …`` reads back: nothing is summed across a ``/``, and at each
+    division one side holds every free index of the other (the side lacking some is
+    broadcast, see `syntax.divide`)."""
+    if not all(d.free <= out for d in denominators):
+        return False
+    free = frozenset().union(*(f.free for f in numerators))
+    for denominator in denominators:
+        if not (denominator.free <= free or free <= denominator.free):
+            return False
+        free |= denominator.free
+    return True
+
+
 def unbroadcast_terms(node: Sum) -> tuple[Expr, ...]:
     """The terms of a sum as the user writes them: without the ones a term is broadcast
     with (`b ⊙ 𝟏_n` beside `X_nd w_d` is `b`), where a term holds every free index
@@ -636,9 +651,11 @@ def _distinct_dimensions(root: Expr) -> Expr:
     taken = set(root.all_indices)
     replaced: dict[Expr, Expr] = {}
     for dimension, delta in dimensions.items():
-        if delta.indices[0] in used:
+        letter = _axis_letter(nodes, delta.axis)
+        if letter is None and delta.indices[0] in used:
             letter = fresh_index(taken)
             taken.add(letter)
+        if letter is not None and letter != delta.indices[0]:
             replaced[dimension] = Product((delta.with_indices((letter, letter)),), ())
     if not replaced:
         return root
@@ -650,6 +667,29 @@ def _distinct_dimensions(root: Expr) -> Expr:
         return node.map_children(lambda child: memoised(memo, child, rebuilt))
 
     return memoised(memo, root, rebuilt)
+
+
+def _axis_letter(nodes: list[Expr], axis) -> str | None:
+    """A letter that reads back as the size of `axis`: one that indexes that tensor axis
+    (d for K's axis 1 in K_jd), or the name `dims` sizes a `SizeOf` by, where no tensor
+    holds it. None if there is none."""
+    if isinstance(axis, SizeOf):
+        held = any(isinstance(n, (Tensor, Epsilon)) and axis.index in n.indices for n in nodes)
+        return None if held else axis.index
+    if not isinstance(axis, tuple):
+        return None
+    places: dict[str, set] = {}
+    for node in nodes:
+        if isinstance(node, Tensor):
+            for position, letter in enumerate(node.indices):
+                places.setdefault(letter, set()).add((node.name, position))
+        elif isinstance(node, Epsilon):
+            for letter in node.indices:
+                places.setdefault(letter, set()).add(None)
+    # Best a letter only that axis sizes; else one that also indexes axes contracted
+    # with it (d in Q_ad K_jd), which a valid expression gives the same size.
+    holders = sorted((len(where), letter) for letter, where in places.items() if axis in where)
+    return holders[0][1] if holders else None
 
 
 def _dimension_delta(node: Expr) -> Delta | None:

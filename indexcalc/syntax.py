@@ -417,12 +417,16 @@ class Builder(lark.Transformer):
         return Piece(expr, factors[0].start, {i: positions[i] for i in out})
 
     def divide(self, numerator: Piece, denominator: Piece) -> Piece:
+        # Elementwise; the side lacking indices is broadcast over them, as in a sum
+        # (1 / (1 + exp(-x_i)), x_i / A_ij), where the other side holds them all.
         extra = denominator.expr.free - numerator.expr.free
-        if extra:
+        if extra and not numerator.expr.free <= denominator.expr.free:
             raise self.error(
                 IndexNotationError,
                 f"the denominator has free indices {_show(sorted(extra))} that the numerator "
-                f"lacks; division is elementwise and sums nothing",
+                f"lacks, and the numerator has some the denominator lacks; division is "
+                f"elementwise, sums nothing, and broadcasts only a side whose indices the "
+                f"other holds",
                 denominator.position_of(min(extra)),
             )
         num, den = numerator.expr, denominator.expr
@@ -431,8 +435,9 @@ class Builder(lark.Transformer):
         if isinstance(num, Number) and isinstance(den, Number):
             quotient = self.number_node(num.value / den.value, numerator.start, "this quotient")
             return Piece(quotient, numerator.start)
-        expr = Product((num, Power(den, MINUS_ONE)), num.free)
-        return Piece(expr, numerator.start, numerator.index_positions)
+        expr = Product((num, Power(den, MINUS_ONE)), num.free | den.free)
+        positions = {**denominator.index_positions, **numerator.index_positions}
+        return Piece(expr, numerator.start, positions)
 
     def power(self, items):
         base, _, exponent = items

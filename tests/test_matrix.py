@@ -73,7 +73,7 @@ ISSUE_FORMS = [
 
 # More translations, each checked by value.
 MORE_FORMS = [
-    (lambda: ic.diff(LOGISTIC, "w_k"), {}, "−Xᵀ (y − σ(X w))", {}),
+    (lambda: ic.diff(LOGISTIC, "w_k"), {}, "Xᵀ (σ(X w) − y)", {}),
     (lambda: ic.diff("sum_i(softplus(X_ij w_j))", ["w_k", "w_l"]), {}, None, {}),
     (lambda: ic.diff("sum_i(log(1 + exp(-y_i X_ij w_j)))", ["w_k", "w_l"]), {}, None, {}),
     (lambda: ic.diff("sum_i(log(1 + exp(-y_i X_ij w_j)))", "w_k"), {}, None, {}),

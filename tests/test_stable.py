@@ -165,27 +165,13 @@ def test_derivatives_at_large_inputs_are_finite_and_equal_the_stable_closed_form
     _assert_finite_and_close(_generated(derivative, out, arrays), expected)
 
 
-# The printed cross-entropy gradients hold Σ_i(t_i e_i / (e_i / Σ_j e_j)), which is
-# Σ_i(t_i) Σ_j e_j: a value that overflows for |x| ≥ 710 before Σ_j(e_j)^-2 beside it can
-# cancel it. They will be stable once the gradient prints as the textbook
-# Σ_i(t_i) s_k − t_k (issue 16); until then these cases stay open.
-_OVERFLOWS_AS_PRINTED = pytest.mark.xfail(
-    strict=True, reason="printed form holds Σ_i(t_i) Σ_j exp(x_j), which overflows"
-)
-
-
-@pytest.mark.parametrize(
-    "key",
-    [
-        pytest.param(key, marks=_OVERFLOWS_AS_PRINTED) if "cross-entropy" in key else key
-        for key in DERIVATIVES
-    ],
-)
+@pytest.mark.parametrize("key", list(DERIVATIVES))
 @pytest.mark.parametrize("show", [str, ic.to_ascii])
 def test_printed_derivatives_reparsed_are_stable_too(key, show):
-    """What a user copies from the printed derivative nests its products differently
-    (``t_k exp(z_k) / (exp(z_k) / Σ)``); evaluated and generated, it is stable all the
-    same."""
+    """What a user copies from the printed derivative nests its products its own way;
+    evaluated and generated, it is stable all the same. (The cross-entropy gradients
+    printed Σ_i(t_i e_i / (e_i / Σ_j e_j)) = Σ_i(t_i) Σ_j e_j, which overflows for
+    |x| ≥ 710, until log(u / v) became log(u) - log(v) for positive u and v.)"""
     text, wrt, out, closed_form = DERIVATIVES[key]
     reparsed = ic.parse(show(ic.diff(text, wrt)))
     arrays = _arrays(_parameters(closed_form), large=True)
