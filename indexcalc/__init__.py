@@ -29,6 +29,7 @@ from .errors import (
 from .expr import Expr, bind_operations
 from .matrix import to_matrix
 from .printing import to_ascii, to_latex, to_text
+from .program import to_program
 from .simplify import simplify
 from .syntax import parse
 
@@ -40,6 +41,7 @@ bind_operations(
     simplify=simplify,
     evaluate=evaluate,
     to_matrix=to_matrix,
+    to_program=to_program,
 )
 
 __all__ = [
@@ -71,5 +73,6 @@ __all__ = [
     "parse",
     "simplify",
     "to_matrix",
+    "to_program",
 ]
 __version__ = "0.1.0"

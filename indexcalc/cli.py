@@ -489,6 +489,13 @@ def render(expr: Expr, style: str) -> str:
     return PRINTERS[style]().doprint(expr)
 
 
+def render_program(expr: Expr, style: str) -> str:
+    """`expr` as a program (`indexcalc.to_program`), in ASCII where stdout needs it."""
+    if style == "unicode" and not _can_encode(UNICODE_PROBE, _stdout_encoding()):
+        style = "ascii"
+    return ic.to_program(expr, format=style)
+
+
 def format_array(array: np.ndarray) -> str:
     """NumPy's printing of the whole array (a 0-d result prints as a plain number)."""
     if array.ndim == 0:
@@ -507,6 +514,11 @@ def run_symbolic(args: argparse.Namespace) -> int:
         result = ic.diff(text, args.wrt, var=args.var, symmetric=symmetric)
     else:
         result = ic.simplify(text, var=args.var, symmetric=symmetric)
+    if args.define:
+        if args.format in ("matrix", "python"):
+            raise InputError(f"--define prints index notation, not --format {args.format}")
+        write(render_program(result, args.format))
+        return EXIT_OK
     if args.format == "python":
         write(ic.codegen(result, name="derivative" if args.wrt else "expression").rstrip("\n"))
         return EXIT_OK
@@ -743,6 +755,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="unicode",
         help="how to print the result: index notation (unicode, or ascii when the terminal "
         "cannot show it; latex), matrix notation, or a standalone NumPy function (python)",
+    )
+    printed.add_argument(
+        "--define",
+        action="store_true",
+        help="print the result as a program: each shared subexpression (a softmax, a "
+        "hidden layer) defined once by name, then the result (index notation only)",
     )
     dims = argparse.ArgumentParser(add_help=False)
     dims.add_argument(

@@ -266,6 +266,10 @@ class Expr:
         """The expression in matrix notation (see `indexcalc.to_matrix`)."""
         return self._operations["to_matrix"](self, **kwargs)
 
+    def program(self, **kwargs) -> str:
+        """The expression as a program naming its shared parts (`indexcalc.to_program`)."""
+        return self._operations["to_program"](self, **kwargs)
+
 
 _NONE: frozenset[str] = frozenset()
 

@@ -593,12 +593,18 @@ def unbroadcast_terms(node: Sum) -> tuple[Expr, ...]:
     return node.terms
 
 
-def _without_ones(term: Expr) -> Expr:
-    """A product without its factors of ones over kept indices (δ_nn with n free)."""
+def _without_ones(term: Expr, kept: frozenset[str] | None = None) -> Expr:
+    """A product without its factors of ones over kept indices (δ_nn with n free), also
+    in the products nested in it that keep those indices (x̄_k (𝟏_d / D) is x̄_k / D)."""
     if not isinstance(term, Product):
         return term
-    rest = [f for f in term.factors if not _is_ones(f, term.out)]
-    if len(rest) == len(term.factors):
+    kept = frozenset(term.out) if kept is None else kept & frozenset(term.out)
+    rest = [
+        _without_ones(f, kept) if isinstance(f, Product) else f
+        for f in term.factors
+        if not _is_ones(f, kept)
+    ]
+    if rest == list(term.factors):
         return term
     out = frozenset(term.out) & frozenset().union(*(f.free for f in rest))
     if not rest:

@@ -25,6 +25,9 @@ EXPECTED_OUTPUT = {
     "09_log_sum_exp.py": "gradient at (0, log 2) is [1/3, 2/3]",
     "10_hessian_taylor.py": "Taylor quadratic",
     "11_mlp_training.py": "loss fell from",
+    "12_mlp_with_biases.py": "bias gradients match backprop; loss fell from",
+    "13_layer_norm.py": "matches NumPy and finite differences",
+    "14_attention.py": "∂loss/∂V = Pᵀ G match NumPy and finite differences",
 }
 
 
