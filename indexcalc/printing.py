@@ -396,6 +396,13 @@ class TextPrinter(PrecedencePrinter):
         if explicit:
             # Σ_E(...) around the groups that use E; the others follow it, outside.
             inside = [k for k, g in enumerate(groups) if explicit & _free_of(factors, g)]
+            if len(inside) == 1 and len(groups[inside[0]]) == 1:
+                # Σ_n(...) alone around one factor: its own parentheses are the scope,
+                # Σ_n(b + X_nd w_d), not Σ_n((b + X_nd w_d)).
+                (position,) = groups[inside[0]]
+                sole = factors[position]
+                if not isinstance(sole, Product) and position not in traces:
+                    texts[inside[0]] = self.show(sole, inner_held)[0]
             body = self.chain(
                 self.parens(texts[k]) if len(groups[k]) > 1 and len(inside) > 1 else texts[k]
                 for k in inside

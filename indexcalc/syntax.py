@@ -737,12 +737,20 @@ class Builder(lark.Transformer):
 
     def check_name(self, name: str, position: Position) -> None:
         if name in RESERVED:
+            hint = _RESERVED_HINTS.get(name, "")
             raise self.error(
                 ParseError,
-                f"'{name}' is reserved (a function or a symbol) and cannot name a tensor",
+                f"'{name}' is reserved (a function or a symbol) and cannot name a tensor{hint}",
                 position,
             )
 
+
+# What a user who wrote a reserved name as a tensor most likely meant.
+_RESERVED_HINTS = {
+    "eps": "; eps_ijk is the Levi-Civita symbol, so name a small constant epsilon",
+    "delta": "; delta_ij is the Kronecker delta",
+    "sum": "; sum_i(...) sums over i",
+}
 
 _NAME = re.compile(r"[^\W\d_][^\W_]*")  # as NAME in the grammar
 _LITERAL = re.compile(r"(\d*)\.?(\d*)(?:[eE]([+-]?\d+))?")

@@ -77,6 +77,14 @@ ERRORS = [
         id="sum-mismatch",
     ),
     pytest.param(
+        "x_i / sqrt(v + eps)",
+        "x",
+        ParseError,
+        ["'eps' is reserved", "name a small constant epsilon"],
+        (1, 16),
+        id="eps-as-a-constant",
+    ),
+    pytest.param(
         "x_i x_i + y_i + z_j",
         "x",
         IndexNotationError,

@@ -89,6 +89,42 @@ def test_textbook_derivative_prints_as_a_program_of_the_same_value(text, wrt, pr
     same_value(program, derivative, arrays, "".join(derivative.free_indices))
 
 
+def test_attention_key_gradient_names_the_softmax_once():
+    derivative = ic.diff(ATTENTION, "K_ab")
+    program = ic.to_program(derivative)
+    assert program == (
+        "h_ia = exp(Q_id K_ad / sqrt(δ_dd))\ns_ia = h_ia / Σ_j(h_ij)\n"
+        "Σ_i(G_ie (s_ia ⊙ V_ae) Q_ib) / sqrt(δ_bb) - Σ_i(G_ie s_ij s_ia Q_ib) V_je "
+        "/ sqrt(δ_bb)"
+    )
+    same_value(program, derivative, ARRAYS, "ab")
+
+
+LAYER_NORM = (
+    "mu_n = sum_d(x_nd) / δ_dd; var_n = sum_d((x_nd - mu_n)^2) / δ_dd; "
+    "y_nd = (x_nd - mu_n) / sqrt(var_n + epsilon); sum_{nd}(g_nd y_nd)"
+)
+
+
+def test_layer_norm_gradient_names_the_centred_input_and_the_deviation():
+    derivative = ic.diff(LAYER_NORM, "x_ke")
+    program = ic.to_program(derivative)
+    assert program.splitlines()[:3] == [
+        "u_kd = x_kd - Σ_i(x_ki) / (δ_dd)",
+        "s_k = Σ_d(u_kd^2) / (δ_ii)",
+        "h_k = sqrt(epsilon + s_k)",
+    ]
+    arrays = {"x": RNG.normal(size=(3, 4)), "g": RNG.normal(size=(3, 4)), "epsilon": 1e-3}
+    same_value(program, derivative, arrays, "ke")
+    # The layer-norm backward pass, by hand.
+    x, g = arrays["x"], arrays["g"]
+    centred = x - x.mean(axis=1, keepdims=True)
+    std = np.sqrt((centred**2).mean(axis=1, keepdims=True) + 1e-3)
+    y = centred / std
+    backward = (g - g.mean(axis=1, keepdims=True) - y * (g * y).mean(axis=1, keepdims=True)) / std
+    np.testing.assert_allclose(ic.evaluate(program, arrays, out="ke"), backward)
+
+
 def test_mlp_bias_gradient_names_the_hidden_layer_once():
     arrays = {**ARRAYS, "V": ARRAYS["V_mlp"]}
     derivative = ic.diff(MLP, "b_k")
