@@ -39,6 +39,7 @@ from .expr import (
     written_size,
 )
 from .functions import FUNCTIONS
+from .normalisations import Normalisations
 from .sizes import scoped_source
 
 MAX_WRITTEN_NODES = 200_000  # a tree this large prints as megabytes of text
@@ -201,6 +202,7 @@ class TextPrinter(PrecedencePrinter):
         # An inner sum must not reuse the name of a free index no tensor carries (only a δ):
         # text is read back with sizes inferred by name, and Σ_i(T_mii) beside δ_ip would
         # lend that i the size of T's axis.
+        node = Normalisations()(node)  # exp(x_i) Σ^-2 exp(x_k) as two quotients, s_i s_k
         node = rename_bound(node, frozenset(i for i in node.free if scoped_source(node, i) is None))
         node = _distinct_dimensions(node)
         # Names the printer introduces are new to the whole expression: text is read back

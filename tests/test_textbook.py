@@ -79,7 +79,7 @@ ARRAYS = {
 @pytest.mark.parametrize("text", [LOG_SOFTMAX, NATURAL_SOFTMAX])
 def test_cross_entropy_gradient_is_softmax_times_mass_minus_target(text):
     derivative = assert_derivative_matches(text, "z_k", ARRAYS)
-    assert str(derivative) == "Σ_i(t_i) exp(z_k) / Σ_j(exp(z_j)) - t_k"
+    assert str(derivative) == "Σ_i(t_i) (exp(z_k) / Σ_j(exp(z_j))) - t_k"
     softmax = np.exp(ARRAYS["z"]) / np.exp(ARRAYS["z"]).sum()
     value = ic.evaluate(derivative, ARRAYS)
     np.testing.assert_allclose(value, ARRAYS["t"].sum() * softmax - ARRAYS["t"])
