@@ -99,6 +99,22 @@ def test_binary_cross_entropy_hessian_has_no_numeric_clutter():
     np.testing.assert_allclose(ic.evaluate(hessian, ARRAYS, out="kl"), X.T @ (p * (1 - p) * X.T).T)
 
 
+LOGISTIC = "sum_i(log(1 + exp(-y_i X_ij w_j)))"
+
+
+def test_logistic_loss_gradient_and_hessian_read_as_the_textbook():
+    """With labels ±1: -Σ_i y_i x_i σ(-y_i xᵢᵀw), and Σ_i y_i² x_i x_iᵀ σ (1 - σ)."""
+    arrays = {**ARRAYS, "y": np.sign(RNG.normal(size=6))}
+    gradient = assert_derivative_matches(LOGISTIC, "w_k", arrays)
+    assert str(gradient) == "-Σ_i(y_i X_ik σ(-y_i X_ij w_j))"
+    hessian = ic.diff(LOGISTIC, ["w_k", "w_l"])
+    assert str(hessian) == "Σ_i(y_i^2 X_ik σ(-y_i X_ij w_j) (1 - σ(-y_i X_ij w_j)) X_il)"
+    X, w, y = arrays["X"], arrays["w"], arrays["y"]
+    p = 1 / (1 + np.exp(y * (X @ w)))
+    np.testing.assert_allclose(ic.evaluate(gradient, arrays), -X.T @ (y * p))
+    np.testing.assert_allclose(ic.evaluate(hessian, arrays, out="kl"), (X.T * p * (1 - p)) @ X)
+
+
 def test_logistic_gradient_on_the_command_line(capsys):
     assert main(["diff", BINARY, "--wrt", "w_k", "--format", "matrix"]) == 0
     assert capsys.readouterr().out.strip() == "Xᵀ (σ(X w) − y)"
