@@ -32,9 +32,11 @@ from .expr import (
     Tensor,
     connected_parts,
     fresh_index,
+    fresh_indices,
     memoised,
     node_count,
     postorder,
+    rename,
     rename_bound,
     written_size,
 )
@@ -204,6 +206,7 @@ class TextPrinter(PrecedencePrinter):
         # lend that i the size of T's axis.
         node = Normalisations()(node)  # exp(x_i) Σ^-2 exp(x_k) as two quotients, s_i s_k
         node = rename_bound(node, frozenset(i for i in node.free if scoped_source(node, i) is None))
+        node = _renamed_apart(node)
         node = _distinct_dimensions(node)
         # Names the printer introduces are new to the whole expression: text is read back
         # with sizes inferred by name, so a reused letter could take another index's size.
@@ -576,6 +579,50 @@ def _is_reciprocal(node: Expr) -> TypeGuard[Power]:
     return (
         isinstance(node, Power) and isinstance(node.exponent, Number) and node.exponent.value == -1
     )
+
+
+def _renamed_apart(root: Expr) -> Expr:
+    """`root` with each index summed only through a δ that ties it to a kept index
+    (Σ_k(f(A_qi δ_nk)): k has n's size) whose letter a tensor holds elsewhere (T_nkk)
+    renamed to a letter of its own. Text is read back with sizes by name, so that k would
+    take T's size."""
+    nodes = postorder(root)
+    held = {i for n in nodes if isinstance(n, (Tensor, Epsilon)) for i in n.indices}
+    if not any(isinstance(n, Product) and _delta_sized(n, held) for n in nodes):
+        return root
+    taken = set(root.all_indices)
+    memo: dict[Expr, Expr] = {}
+
+    def renamed(node: Expr) -> Expr:
+        node = node.map_children(lambda child: memoised(memo, child, renamed))
+        if not isinstance(node, Product):
+            return node
+        apart = sorted(_delta_sized(node, held))
+        if not apart:
+            return node
+        fresh = fresh_indices(len(apart), taken | node.all_indices)
+        taken.update(fresh)
+        mapping = dict(zip(apart, fresh, strict=True))
+        return Product((rename(f, mapping) for f in node.factors), node.out)
+
+    return memoised(memo, root, renamed)
+
+
+def _delta_sized(product: Product, held: set[str]) -> set[str]:
+    """The indices `product` sums that a tensor holds elsewhere but no factor here does,
+    and that a δ here ties to an index it keeps: renamed, they still read back with that
+    index's size. (One tied only to other summed indices is sized by its name, also when
+    evaluated as written, so it keeps it.)"""
+    candidates = {
+        index
+        for index in product.summed & held
+        if all(scoped_source(f, index) is None for f in product.factors if index in f.free)
+    }
+    if not candidates:
+        return candidates
+    kept = set(product.out)
+    deltas = [n for n in postorder(*product.factors) if isinstance(n, Delta)]
+    return {i for i in candidates if any(i in d.indices and kept & set(d.indices) for d in deltas)}
 
 
 def _divisible(numerators: list[Expr], denominators: list[Expr], out: set[str]) -> bool:

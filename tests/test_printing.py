@@ -402,3 +402,16 @@ def test_a_dimension_whose_letter_is_used_elsewhere_prints_with_its_axis_letter(
     for show in (str, ic.to_ascii):
         reparsed = ic.parse(show(derivative))
         np.testing.assert_allclose(ic.evaluate(reparsed, arrays, out="pq"), expected)
+
+
+def test_a_sum_sized_only_through_a_delta_gets_a_letter_no_tensor_holds():
+    """Fuzz seed 22, input 95747: k, summed beside δ_nk (n's size, 3), shared its letter
+    with the k of T_nkk (T's axis 1, 2) in another term; read back by name, k took 2."""
+    text = "Σ_{kj}(log1p((A_ji delta_nk)^2)) + sum_{mj}(A_{i j} T_{nmm})**-1"
+    rng = np.random.default_rng(22)
+    arrays = {"A": rng.uniform(0.5, 1.5, (3, 3)), "T": rng.uniform(0.5, 1.5, (3, 2, 2))}
+    derivative = ic.diff(text, "A_qr")
+    expected = ic.evaluate(derivative, arrays, out="inqr")
+    for show in (str, ic.to_ascii):
+        reparsed = ic.parse(show(derivative))
+        np.testing.assert_allclose(ic.evaluate(reparsed, arrays, out="inqr"), expected)
