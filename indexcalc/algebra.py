@@ -49,7 +49,6 @@ from .expr import (
     memoised,
     rename,
     small_power,
-    written_size,
 )
 from .sizes import ones_factors
 
@@ -121,13 +120,18 @@ class Algebra:
             return result
         # Multiplied out, the terms may cancel or collect: -(1 - y) - y is -1, and
         # σ(1 - σ) + σ² is σ. Kept only where that is smaller.
+        budget = _budget.get()
+        left = budget[0] if budget is not None else 0
         token = _expanding.set(True)
         try:
             expanded = self._collect([piece for t in terms for piece in self._multiplied_out(t)])
         finally:
             _expanding.reset(token)
-        cap = 100 * MAX_EXPANDED_TERMS
-        return expanded if written_size(expanded, cap) < written_size(result, cap) else result
+        if _tree_size(expanded, EXPANSION_SIZE) < _tree_size(result, EXPANSION_SIZE):
+            return expanded
+        if budget is not None:
+            budget[0] = left  # a trial that is not kept is not counted as work built
+        return result
 
     def _multiplied_out(self, term: Expr) -> list[Expr]:
         """`term` as a list of terms, multiplied out over its first sum factor."""
@@ -474,16 +478,20 @@ class Algebra:
         return factors
 
     def _exp_times_sigmoid(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
-        sigmoids = [(k, f) for k, f in enumerate(factors) if isinstance(f, Func)]
-        for k, sigmoid in sigmoids:
-            if sigmoid.name != "sigmoid":
+        exps = []
+        for m, other in enumerate(factors):
+            base, exponent = _as_power(other)
+            exponential = isinstance(base, Func) and base.name == "exp"
+            if exponential and exponent is not None and exponent >= 1:
+                exps.append((m, base, exponent))
+        if not exps:
+            return factors  # the common case: one pass, no pairs to try
+        for k, sigmoid in enumerate(factors):
+            if not (isinstance(sigmoid, Func) and sigmoid.name == "sigmoid"):
                 continue
-            for m, other in enumerate(factors):
-                base, exponent = _as_power(other)
-                if not (isinstance(base, Func) and base.name == "exp") or exponent is None:
-                    continue
+            for m, base, exponent in exps:
                 v = base.arg
-                if exponent < 1 or not _negatives(v, sigmoid.arg):
+                if not _negatives(v, sigmoid.arg):
                     continue
                 if not v.free <= out | _free_elsewhere(factors, k, m):
                     continue
@@ -875,9 +883,11 @@ def _as_power(node: Expr) -> tuple[Expr, Fraction | None]:
     return node, Fraction(1)
 
 
-# Sums that `Algebra.add` tries multiplied out: few terms, each over a short sum.
+# Sums that `Algebra.add` tries multiplied out: few terms, each over a short sum, and
+# written with at most EXPANSION_SIZE nodes (larger ones are kept as they are).
 MAX_EXPANDED_TERMS = 8
 MAX_EXPANDED_SUM = 4
+EXPANSION_SIZE = 200
 _expanding: ContextVar[bool] = ContextVar("indexcalc_expanding", default=False)
 
 
@@ -912,21 +922,33 @@ def _one_plus_exp(node: Expr) -> Expr | None:
     return term.arg if isinstance(term, Func) and term.name == "exp" else None
 
 
-def is_positive(node: Expr) -> bool:
+def is_positive(node: Expr, depth: int = 8) -> bool:
     """Whether `node` is positive wherever it is defined, by its form: a positive number,
     exp, σ or softplus of anything, and sums, products and powers of such (Σ_j(exp(z_j)),
-    1 + exp(u)). False where it does not know."""
+    1 + exp(u)), looked at `depth` levels down. False where it does not know."""
     if isinstance(node, Number):
         return node.value > 0
     if isinstance(node, Func):
         return node.name in _POSITIVE_FUNCTIONS
+    if depth == 0:
+        return False
     if isinstance(node, Power):
-        return is_positive(node.base) and isinstance(node.exponent, Number)
+        return isinstance(node.exponent, Number) and is_positive(node.base, depth - 1)
     if isinstance(node, Sum):
-        return all(is_positive(t) for t in node.terms)
+        return all(is_positive(t, depth - 1) for t in node.terms)
     if isinstance(node, Product):
-        return all(is_positive(f) for f in node.factors)
+        return all(is_positive(f, depth - 1) for f in node.factors)
     return False
+
+
+def _tree_size(node: Expr, cap: int) -> int:
+    """The number of nodes of `node` written out as a tree, counted until it passes
+    `cap`: O(cap), however large the expression below (a chain of 500 σ)."""
+    count, stack = 0, [node]
+    while stack and count <= cap:
+        count += 1
+        stack.extend(stack.pop().children)
+    return count
 
 
 def _fold_function(name: str, value: Fraction) -> Fraction | None:
