@@ -943,10 +943,13 @@ def test_ctrl_c_sent_to_the_program_exits_130_without_a_traceback(tmp_path, modu
 def test_ctrl_c_while_the_package_imports_exits_130_without_a_traceback() -> None:
     """The console script runs `_indexcalc_launcher.main`, which imports the package only
     once its Ctrl-C handler is in place. This runs the same two lines as the script pip
-    writes, and sends SIGINT as soon as the launcher is loaded, during the imports."""
+    writes, ignoring SIGINT until the launcher takes it over (a signal before that would
+    be the test's own race), and sends SIGINT every 10 ms once the launcher is loaded:
+    the imports take far longer, so one lands while they run."""
     _, environment = program()
     script = (
-        "import sys\n"
+        "import signal, sys\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
         "from _indexcalc_launcher import main\n"
         "print('ready', flush=True)\n"
         "sys.exit(main())\n"
@@ -960,8 +963,11 @@ def test_ctrl_c_while_the_package_imports_exits_130_without_a_traceback() -> Non
     )
     assert process.stdout is not None
     assert process.stdout.readline() == "ready\n"
-    process.send_signal(signal.SIGINT)
-    stdout, stderr = process.communicate(timeout=120)
+    deadline = time.monotonic() + 60
+    while process.poll() is None and time.monotonic() < deadline:
+        process.send_signal(signal.SIGINT)
+        time.sleep(0.01)
+    stdout, stderr = process.communicate(timeout=60)
     assert (process.returncode, stdout, stderr) == (130, "", "indexcalc: interrupted\n")
 
 
