@@ -28,6 +28,7 @@ from .errors import (
 )
 from .expr import Expr, bind_operations
 from .matrix import to_matrix
+from .matrix_input import parse_matrix
 from .printing import to_ascii, to_latex, to_text
 from .program import to_program
 from .simplify import simplify
@@ -71,6 +72,7 @@ __all__ = [
     "diff",
     "evaluate",
     "parse",
+    "parse_matrix",
     "simplify",
     "to_matrix",
     "to_program",

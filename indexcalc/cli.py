@@ -12,6 +12,7 @@ memory or runs for minutes. The work itself is done by the library: ``check`` is
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import math
@@ -35,6 +36,7 @@ import indexcalc as ic
 from .check import CHECK_SIZE, RANDOM_HIGH, RANDOM_LOW, check_derivatives, comma_chains
 from .diff import parse_variable
 from .expr import Delta, Derivative, Epsilon, Expr, SizeOf, Tensor, postorder
+from .matrix_input import matrix_variable
 from .plan import Broadcast, Embed, Fill, Plan
 from .printing import PRINTERS
 from .sizes import unified_shapes
@@ -510,10 +512,26 @@ def run_symbolic(args: argparse.Namespace) -> int:
     """diff and simplify: the derivative by each --wrt, or without one EXPR simplified."""
     text = read_expression(args.expr)
     symmetric = split_items(args.symmetric)
-    if args.wrt:
-        result = ic.diff(text, args.wrt, var=args.var, symmetric=symmetric)
+    wrt = args.wrt
+    if args.matrix:
+        shapes = parse_shapes(args.shapes)
+        expr = ic.parse_matrix(text, shapes)
+        wrt = []
+        for name in args.wrt or ():
+            taken = [letter for variable in wrt for letter in variable.partition("_")[2]]
+            wrt.append(matrix_variable(name, expr, shapes, taken))
     else:
-        result = ic.simplify(text, var=args.var, symmetric=symmetric)
+        expr = ic.parse(text, var=args.var)
+    if wrt:
+        result = ic.diff(expr, wrt, symmetric=symmetric)
+    else:
+        result = ic.simplify(expr, symmetric=symmetric)
+    if args.matrix and args.format == "unicode" and not args.define:
+        # Matrix notation in, matrix notation out where the result has one; index always.
+        with contextlib.suppress(ic.MatrixFormError):
+            write(ic.to_matrix(result, format=_matrix_style(), symmetric=symmetric))
+        write(render(result, "unicode"))
+        return EXIT_OK
     if args.define:
         if args.format in ("matrix", "python"):
             raise InputError(f"--define prints index notation, not --format {args.format}")
@@ -531,6 +549,20 @@ def run_symbolic(args: argparse.Namespace) -> int:
         return EXIT_OK
     write(render(result, args.format))
     return EXIT_OK
+
+
+def parse_shapes(values: Iterable[str] | None) -> dict[str, str]:
+    """``--shapes "A:matrix x:vector" --shapes lam:scalar`` → ``{"A": "matrix", …}``."""
+    shapes: dict[str, str] = {}
+    for value in values or ():
+        for item in value.replace(",", " ").split():
+            name, colon, kind = item.partition(":")
+            if not colon or not name or kind not in ("matrix", "vector", "scalar"):
+                raise InputError(
+                    f"--shapes {item!r}: write NAME:matrix, NAME:vector or NAME:scalar"
+                )
+            shapes[name] = kind
+    return shapes
 
 
 def _matrix_style() -> str:
@@ -755,6 +787,20 @@ def build_parser() -> argparse.ArgumentParser:
         default="unicode",
         help="how to print the result: index notation (unicode, or ascii when the terminal "
         "cannot show it; latex), matrix notation, or a standalone NumPy function (python)",
+    )
+    printed.add_argument(
+        "--matrix",
+        action="store_true",
+        help="read EXPR in matrix notation, as matrixcalculus.org does (x'*A*x, "
+        "tr(X'*B*X), norm2(A*x-b)^2); --wrt names a variable (x, W); prints the matrix "
+        "form where one exists, then index notation",
+    )
+    printed.add_argument(
+        "--shapes",
+        action="append",
+        metavar="NAME:KIND",
+        help="with --matrix: declare NAME a matrix, vector or scalar (A:matrix x:vector "
+        "lam:scalar); otherwise capitals are matrices, h to z vectors, other names scalars",
     )
     printed.add_argument(
         "--define",

@@ -60,14 +60,13 @@ from .sizes import broadcast_terms
 RESERVED = frozenset(FUNCTIONS) | frozenset(ALIASES) | {"delta", "eps", "sum", "δ", "ε", "Σ"}
 
 
-def grammar_text() -> str:
-    """The grammar, from the installed package or, in a source checkout, the repository."""
-    packaged = resources.files("indexcalc") / "grammar" / "indexcalc.lark"
+def grammar_text(name: str = "indexcalc.lark") -> str:
+    """A grammar (the index notation's, or matrix.lark), from the installed package or, in
+    a source checkout, the repository."""
+    packaged = resources.files("indexcalc") / "grammar" / name
     if packaged.is_file():
         return packaged.read_text(encoding="utf-8")
-    return (Path(__file__).resolve().parent.parent / "grammar" / "indexcalc.lark").read_text(
-        encoding="utf-8"
-    )
+    return (Path(__file__).resolve().parent.parent / "grammar" / name).read_text(encoding="utf-8")
 
 
 class Terms:
