@@ -478,11 +478,15 @@ class Algebra:
         return factors
 
     def _exp_times_sigmoid(self, factors: list[Expr], out: frozenset[str]) -> list[Expr]:
-        exps = []
+        exps: list[tuple[int, Func, Fraction]] = []
         for m, other in enumerate(factors):
             base, exponent = _as_power(other)
-            exponential = isinstance(base, Func) and base.name == "exp"
-            if exponential and exponent is not None and exponent >= 1:
+            if (
+                isinstance(base, Func)
+                and base.name == "exp"
+                and exponent is not None
+                and exponent >= 1
+            ):
                 exps.append((m, base, exponent))
         if not exps:
             return factors  # the common case: one pass, no pairs to try
