@@ -8,7 +8,7 @@ for the printers and for `program`, which names the quotients (s_i).
 
 from __future__ import annotations
 
-from .expr import MINUS_ONE, Expr, Number, Power, Product, memoised, postorder, rename
+from .expr import MINUS_ONE, Delta, Expr, Number, Power, Product, memoised, postorder, rename
 
 
 class Normalisations:
@@ -37,6 +37,8 @@ def _normaliser(node: Expr) -> tuple[Expr, str] | None:
         return None
     (summand,) = node.factors
     (summed,) = node.summed
+    if isinstance(summand, Delta):  # a dimension, Σ_i δ_ii: dividing by it is a mean
+        return None
     return (summand, summed) if summand.free == frozenset(node.out) | {summed} else None
 
 
