@@ -51,8 +51,7 @@ import re
 import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from fractions import Fraction
 from functools import cache
@@ -65,7 +64,7 @@ from .dispatch import Pass
 from .errors import ParseError, Position, TooDeepError, TooLargeError
 from .expr import INDEX_POOL, Expr
 from .functions import FUNCTIONS, lookup
-from .syntax import RESERVED, grammar_text, parse
+from .syntax import RESERVED, StatefulTransformer, grammar_text, parse
 
 MAX_NESTING = 200  # deepest matrix expression accepted (the translation recurses)
 MAX_TEXT = 200_000  # longest index form written (norm2(...)^2 writes its argument twice)
@@ -188,12 +187,19 @@ class Ones(Node):
 
 
 @dataclass(frozen=True, eq=False)
-class Transpose(Node):
+class OneArgument(Node):
+    """A node of one argument."""
+
     arg: Node
 
     @property
     def children(self) -> tuple[Node, ...]:
         return (self.arg,)
+
+
+@dataclass(frozen=True, eq=False)
+class Transpose(OneArgument):
+    """The transpose, ``X'``."""
 
     @property
     def linear(self) -> bool:
@@ -201,12 +207,8 @@ class Transpose(Node):
 
 
 @dataclass(frozen=True, eq=False)
-class Negation(Node):
-    arg: Node
-
-    @property
-    def children(self) -> tuple[Node, ...]:
-        return (self.arg,)
+class Negation(OneArgument):
+    """``-X``."""
 
     @property
     def linear(self) -> bool:
@@ -278,46 +280,25 @@ class Sum(Node):
 
 
 @dataclass(frozen=True, eq=False)
-class Apply(Node):
+class Apply(OneArgument):
     """An elementwise function."""
 
     function: str
-    arg: Node
-
-    @property
-    def children(self) -> tuple[Node, ...]:
-        return (self.arg,)
 
 
 @dataclass(frozen=True, eq=False)
-class Trace(Node):
-    arg: Node
-
-    @property
-    def children(self) -> tuple[Node, ...]:
-        return (self.arg,)
+class Trace(OneArgument):
+    """The trace, ``tr(X)``."""
 
 
 @dataclass(frozen=True, eq=False)
-class EntrySum(Node):
+class EntrySum(OneArgument):
     """The sum of all entries, ``sum(X)``."""
 
-    arg: Node
-
-    @property
-    def children(self) -> tuple[Node, ...]:
-        return (self.arg,)
-
 
 @dataclass(frozen=True, eq=False)
-class Norm2(Node):
+class Norm2(OneArgument):
     """The Euclidean norm of a vector, the Frobenius norm of a matrix."""
-
-    arg: Node
-
-    @property
-    def children(self) -> tuple[Node, ...]:
-        return (self.arg,)
 
 
 def _check_nesting(root: Node) -> None:
@@ -359,7 +340,7 @@ def _conforming(left: Shape, right: Shape) -> Shape | None:
     return None
 
 
-class Builder(lark.Transformer):
+class Builder(StatefulTransformer[BuildState]):
     """One method per alias in grammar/matrix.lark; each checks shapes as it builds."""
 
     # Functions of whole matrices and vectors, by the method that builds each.
@@ -371,24 +352,6 @@ class Builder(lark.Transformer):
         "vector": "vector",
         "matrix": "matrix",
     }
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._state: BuildState | None = None
-
-    @contextmanager
-    def parsing(self, state: BuildState) -> Iterator[None]:
-        """Build with `state` for the length of one parse (under _parse_lock)."""
-        self._state = state
-        try:
-            yield
-        finally:
-            self._state = None
-
-    @property
-    def state(self) -> BuildState:
-        assert self._state is not None, "the builder runs only inside _build()"
-        return self._state
 
     def error(self, message: str, position: Position) -> ParseError:
         return ParseError(message, self.state.source, position)
@@ -606,7 +569,7 @@ class Builder(lark.Transformer):
             raise self.error(
                 f"unknown function '{name}'; the known functions are {known}", position
             )
-        return Apply(arg.shape, where, function.name, arg)
+        return Apply(arg.shape, where, arg, function.name)
 
     def trace(self, arg: Node, where: Where, position: Position) -> Node:
         if arg.shape not in (MATRIX, SCALAR):
@@ -620,7 +583,7 @@ class Builder(lark.Transformer):
         return EntrySum(SCALAR, where, arg)
 
     def norm1(self, arg: Node, where: Where, position: Position) -> Node:
-        return EntrySum(SCALAR, where, Apply(arg.shape, where, "abs", arg))
+        return EntrySum(SCALAR, where, Apply(arg.shape, where, arg, "abs"))
 
     def norm2(self, arg: Node, where: Where, position: Position) -> Node:
         return Norm2(SCALAR, where, arg)

@@ -19,7 +19,7 @@ from fractions import Fraction
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import TypeGuard, TypeVar, cast
+from typing import Generic, TypeGuard, TypeVar, cast
 
 import lark
 from lark import Token
@@ -247,16 +247,20 @@ def _pos(token: Token) -> Position:
 ParseErrorT = TypeVar("ParseErrorT", bound=ParseError)
 
 
-class Builder(lark.Transformer):
-    """One method per alias in grammar/indexcalc.lark."""
+StateT = TypeVar("StateT")
+
+
+class StatefulTransformer(lark.Transformer, Generic[StateT]):
+    """A Lark transformer that builds with the state of one parse at a time: the parser
+    holding it is shared, so each parse runs under its lock, inside `parsing`."""
 
     def __init__(self) -> None:
         super().__init__()
-        self._state: ParseState | None = None
+        self._state: StateT | None = None
 
     @contextmanager
-    def parsing(self, state: ParseState) -> Iterator[None]:
-        """Build with `state` for the length of one parse (under _parse_lock)."""
+    def parsing(self, state: StateT) -> Iterator[None]:
+        """Build with `state` for the length of one parse."""
         self._state = state
         try:
             yield
@@ -264,9 +268,13 @@ class Builder(lark.Transformer):
             self._state = None
 
     @property
-    def state(self) -> ParseState:
-        assert self._state is not None, "the builder runs only inside parse()"
+    def state(self) -> StateT:
+        assert self._state is not None, "the builder runs only inside a parse"
         return self._state
+
+
+class Builder(StatefulTransformer[ParseState]):
+    """One method per alias in grammar/indexcalc.lark."""
 
     def error(self, cls: type[ParseErrorT], message: str, position: Position) -> ParseErrorT:
         return cls(message, self.state.source, position)
