@@ -903,7 +903,18 @@ def _expandable(rest: Expr) -> bool:
 
 
 def _short_sum(node: Expr) -> bool:
-    return isinstance(node, Sum) and len(node.terms) <= MAX_EXPANDED_SUM
+    """A sum of few terms, none of which sums an index itself: multiplied into a product,
+    a term Σ_k(A_kk) would be spliced into it, and then collected with a term Σ_k(W_kk)
+    of another size, its k could come out as one sum over both (fuzz seed 24)."""
+    return (
+        isinstance(node, Sum)
+        and len(node.terms) <= MAX_EXPANDED_SUM
+        and not any(_sums_itself(split_coefficient(t)[1]) for t in node.terms)
+    )
+
+
+def _sums_itself(term: Expr) -> bool:
+    return isinstance(term, Product) and bool(term.summed)
 
 
 # f(g(u)) = u: log(exp(u)) for every u, exp(log(u)) where log(u) is defined (u > 0).

@@ -111,8 +111,8 @@ def test_layer_norm_gradient_names_the_centred_input_and_the_deviation():
     derivative = ic.diff(LAYER_NORM, "x_ke")
     program = ic.to_program(derivative)
     assert program.splitlines()[:2] == [
-        "u_kd = x_kd - Σ_i(x_ki) / (δ_dd)",
-        "h_k = sqrt(epsilon + Σ_d(u_kd^2) / (δ_ii))",
+        "h_kd = x_kd - Σ_i(x_ki) / (δ_dd)",
+        "u_k = sqrt(epsilon + Σ_d(h_kd^2) / (δ_ii))",
     ]
     arrays = {"x": RNG.normal(size=(3, 4)), "g": RNG.normal(size=(3, 4)), "epsilon": 1e-3}
     same_value(program, derivative, arrays, "ke")

@@ -143,3 +143,26 @@ def test_attention_check_with_distinct_sizes_reads_the_scale_from_the_right_axis
     sizes = ["--dims", "i=3", "--dims", "j=4", "--dims", "d=5", "--dims", "e=2"]
     assert main(["check", ATTENTION, "--wrt", wrt, *sizes]) == 0
     assert capsys.readouterr().out.strip().endswith("ok: within tolerance 1e-06")
+
+
+@pytest.mark.parametrize(
+    ("text", "wrt", "shapes"),
+    [
+        ("ε_mn (v_j^2 + 0.5)^0.5 (T_iji - S_mjm)", "v_p", {"v": 3, "T": (3, 3, 3), "S": (2, 3, 2)}),
+        (
+            "h2 = sum_k(A_kk) - Σ_l(W2_ll); sum_n((σ(S_ini))^(h2))",
+            "S_pqr",
+            {"A": (2, 2), "W2": (3, 3), "S": (3, 3, 3)},
+        ),
+    ],
+)
+def test_multiplying_out_never_merges_sums_over_axes_of_different_sizes(text, wrt, shapes):
+    """Fuzz seed 24: multiplied out and collected again, Σ_i(T_iji) - Σ_m(S_mjm) came
+    back as one sum over i of T's size 3 and S's size 2."""
+    rng = np.random.default_rng(24)
+    arrays = {name: rng.uniform(0.5, 1.5, shape) for name, shape in shapes.items()}
+    dims = {"m": 2, "n": 2}
+    derivative = assert_derivative_matches(
+        text, wrt, arrays, "mn" if "ε" in text else "", dims=dims
+    )
+    assert derivative.free
