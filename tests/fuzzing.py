@@ -69,6 +69,7 @@ from indexcalc.expr import (
     Func,
     Number,
     Power,
+    Sum,
     Tensor,
     node_count,
     postorder,
@@ -928,10 +929,14 @@ def disagreement(
 
 
 def _ill_conditioned(expr: Expr) -> bool:
-    """Whether a function's argument holds a constant beyond `HUGE_CONSTANT`: sin(T −
-    10^29) is rounding noise, and two correct orders of summation give two noises."""
+    """Whether a function's argument, or a term of a sum, holds a constant beyond
+    `HUGE_CONSTANT`: sin(T − 10^29) is rounding noise, and so is 0.5 + 2^1000 − 2^1000 in
+    float64 (0, where simplified exactly it is 0.5); two correct orders of summation give
+    two noises."""
     return any(
-        isinstance(node, Func) and _holds_huge_constants(node.arg) for node in postorder(expr)
+        (isinstance(node, Func) and _holds_huge_constants(node.arg))
+        or (isinstance(node, Sum) and any(_holds_huge_constants(t) for t in node.terms))
+        for node in postorder(expr)
     )
 
 
