@@ -266,6 +266,12 @@ class Algebra:
             return node
         return self.multiply((Number(coefficient), node), node.free)
 
+    def negated(self, node: Expr) -> Expr:
+        """-node, with a sum's terms negated one by one: -(-b - X w) is b + X w."""
+        if isinstance(node, Sum):
+            return self.add(self.scale(-1, term) for term in node.terms)
+        return self.scale(-1, node)
+
     def multiply(self, factors: Iterable[Expr], out: Iterable[str]) -> Expr:
         """The product of `factors` summed over every index not in `out`, simplified."""
         out = frozenset(out)
@@ -353,7 +359,7 @@ class Algebra:
                 return base  # δ is 0 or 1, and δ_ii is ones: a power changes nothing
             exponent_of_e = _one_plus_exp(base)
             if n == -1 and exponent_of_e is not None:  # 1 / (1 + e^w) = σ(-w)
-                return self.func("sigmoid", self.scale(-1, exponent_of_e))
+                return self.func("sigmoid", self.negated(exponent_of_e))
         if isinstance(base, Number) and base.value == 1:
             return ONE
         return Power(base, exponent)

@@ -36,6 +36,7 @@ SIGNED = {name: RNG.normal(size=4) for name in ("u", "v", "x", "y", "s")}
         ("1 / (1 + exp(-x_i))", "σ(x_i)", SIGNED),
         ("exp(v_i) / (1 + exp(v_i))", "σ(v_i)", SIGNED),
         ("2 / (1 + exp(x_i))", "2 σ(-x_i)", SIGNED),
+        ("1 / (1 + exp(-u_i - v_i))", "σ(u_i + v_i)", SIGNED),
     ],
 )
 def test_rule_gives_the_textbook_form_and_keeps_the_value(text, simplified, arrays):
